@@ -1,0 +1,90 @@
+"""The CLI: fast lazy listing, validation messages, runs and resume through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+
+
+def xfer(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def test_list_plugins_does_not_import_heavy_modules() -> None:
+    code = ("import sys; from xfer.cli import main; sys.argv=['xfer','list-plugins','--json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'mujoco', 'metaworld', 'ale_py', 'dm_control')"
+            " if m in sys.modules]\n"
+            "print('HEAVY', heavy, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in result.stderr, result.stderr
+    rows = json.loads(result.stdout)
+    suites = {s["name"]: s["tasks"] for row in rows for s in row["suites"]}
+    assert suites["metaworld"] == 50 and suites["dmc"] > 20 and suites["atari"] > 50
+    assert {"dreamer", "vid2act", "coworld", "xtra"} <= {m["name"] for row in rows for m in row["methods"]}
+
+
+def test_validate_names_the_bad_key(tmp_path: Path) -> None:
+    recipe = yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text())
+    recipe["vid2act"] = {**recipe.get("vid2act", {}), "transferr": {}}
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = xfer("validate", str(path))
+    assert result.returncode == 2
+    assert "vid2act.transferr" in result.stderr and "did you mean 'transfer'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_prints_resolved_recipe_with_overrides() -> None:
+    result = xfer("validate", str(ROOT / "recipes" / "quickstart.yaml"), "--set", "seed=5")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["seed"] == 5
+
+
+def test_unknown_command_and_missing_file_are_one_line_errors(tmp_path: Path) -> None:
+    result = xfer("validate", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
+    """Ctrl-C during `xfer run` stops with a checkpoint; `xfer resume` continues to the end."""
+    plugin = tmp_path / "site"
+    plugin.mkdir()
+    (plugin / "xfer_fake_ep.py").write_text("from xfer.testing import FakePlugin\nplugin = FakePlugin()\n")
+    dist = plugin / "xfer_fake_ep-0.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-fake-ep\nVersion: 0.0.0\n")
+    (dist / "entry_points.txt").write_text("[xfer]\nfake = xfer_fake_ep:plugin\n")
+    env = {"PYTHONPATH": str(plugin)}
+    recipe = {"method": "fake-linear", "name": "sig", "device": "cpu", "logdir": str(tmp_path / "runs"),
+              "target": {"suite": "fake", "task": "reach"}, "checkpoint": {"every": 1000},
+              "logging": {"tensorboard": False, "live": False}, "fake-linear": {"steps": 200000}}
+    path = tmp_path / "sig.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    proc = subprocess.Popen([sys.executable, "-m", "xfer.cli", "run", str(path)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    runs = tmp_path / "runs" / "sig"
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    rundir = next(runs.iterdir())
+    assert json.loads((rundir / "run.json").read_text())["status"] == "stopped"
+    assert list((rundir / "checkpoints").glob("ckpt-*.pt")), "no checkpoint written on SIGINT"
+    result = xfer("resume", str(rundir), "--stop-after", "1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from ckpt-" in result.stderr

@@ -1,0 +1,1 @@
+"""Environment settings and the wrappers every suite shares."""

@@ -1,0 +1,144 @@
+"""Settings of the EfficientZero backbone, with the XTRA paper's values as defaults.
+
+Defaults follow XTRA Table 4 (Appendix I), which adopts EfficientZero's hyper-parameters, and the
+architecture of Appendix H. Where the paper is silent the value is EfficientZero's public Atari config
+(``config/atari/__init__.py`` and ``core/config.py`` of YeWR/EfficientZero), marked "EZ code".
+
+Presets: ``paper`` (EfficientZero), ``paper-L`` (4 residual blocks in the representation network,
+Appendix H) and ``tiny`` (for tests and CPU smoke runs). A preset is expanded before validation, so a
+recipe may say ``preset: tiny`` and still override single fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PresetName = Literal["tiny", "paper", "paper-L"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "paper-L": {"repr_blocks": 4},
+    "tiny": {
+        "image_size": 32,
+        "channels": 8,
+        "reduced_channels": 4,
+        "head_hidden": 16,
+        "lstm_hidden": 16,
+        "proj_hidden": 32,
+        "proj_out": 32,
+        "pred_hidden": 16,
+        "support_size": 30,
+        "num_simulations": 8,
+        "batch_size": 8,
+        "lr_warmup_steps": 10,
+        "lr_decay_steps": 1000,
+        "training_steps": 1000,
+        "replay_capacity": 10_000,
+        "min_replay_size": 16,
+    },
+}
+
+
+class EfficientZeroConfig(BaseModel):
+    """EfficientZero network, search and training settings (XTRA Appendix H and Table 4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: PresetName | None = Field(None, description="Named size preset, expanded before other fields.")
+
+    # Observations (Table 4): 96x96 RGB, 4 stacked frames; the full 18-action Atari head (Appendix J).
+    image_size: int = Field(96, ge=16)
+    image_channels: int = Field(3, ge=1)
+    frame_stack: int = Field(4, ge=1)
+    n_actions: int = Field(18, ge=2)
+
+    # Architecture (Appendix H; hidden sizes of the heads and projector from EZ code).
+    channels: int = Field(64, ge=2, description="Planes of the latent state.")
+    repr_blocks: int = Field(1, ge=1, description="Residual blocks after downsampling; 4 in EfficientZero-L.")
+    dyn_blocks: int = Field(1, ge=1)
+    pred_blocks: int = Field(1, ge=1)
+    reduced_channels: int = Field(16, ge=1, description="1x1-conv planes of the value, policy, reward heads.")
+    head_hidden: int = Field(32, ge=1, description="Hidden units of the value/policy/reward MLP heads.")
+    lstm_hidden: int = Field(512, ge=1, description="Value-prefix LSTM width.")
+    proj_hidden: int = Field(1024, ge=1, description="SimSiam projector hidden width (EZ code).")
+    proj_out: int = Field(1024, ge=1, description="SimSiam projector output width (EZ code).")
+    pred_hidden: int = Field(512, ge=1, description="SimSiam prediction-head hidden width (EZ code).")
+    support_size: int = Field(300, ge=1, description="Support is [-n, n]: 601 bins at n=300.")
+    bn_momentum: float = Field(0.1, gt=0, le=1)
+    init_zero: bool = Field(True, description="Zero-init the last layer of every head (EZ code).")
+
+    # Search (MuZero Appendix B; Table 4).
+    num_simulations: int = Field(50, ge=1)
+    discount: float = Field(0.997**4, gt=0, le=1, description="Per agent step: 0.997 per frame, skip 4.")
+    pb_c_base: float = 19652.0
+    pb_c_init: float = 1.25
+    dirichlet_alpha: float = Field(0.3, gt=0)
+    exploration_fraction: float = Field(0.25, ge=0, le=1)
+    value_delta_max: float = Field(0.01, ge=0, description="Soft min-max normalisation floor (EZ code).")
+    lstm_horizon: int = Field(5, ge=1, description="Value prefix reset every this many steps (zeta).")
+
+    # Training (Table 4).
+    batch_size: int = Field(256, ge=1)
+    unroll_steps: int = Field(5, ge=1)
+    td_steps: int = Field(5, ge=1)
+    value_loss_coeff: float = 0.25
+    policy_loss_coeff: float = 1.0
+    reward_loss_coeff: float = 1.0
+    consistency_coeff: float = 2.0
+    dynamics_grad_scale: float = Field(0.5, ge=0, le=1, description="MuZero's gradient scale on latents.")
+    lr: float = Field(0.2, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    lr_warmup_steps: int = Field(1000, ge=0, description="Linear warm-up: 1% of 100k steps (EZ code).")
+    lr_decay_rate: float = Field(0.1, gt=0, le=1)
+    lr_decay_steps: int = Field(100_000, ge=1, description="Step decay every this many steps: 0.2 -> 0.02.")
+    max_grad_norm: float = Field(5.0, gt=0)
+    target_update_interval: int = Field(200, ge=1)
+    augment_shift: int = Field(4, ge=0, description="Random-shift pixels for the consistency views (EZ).")
+    training_steps: int = Field(100_000, ge=1, description="For the priority-beta anneal.")
+
+    # Prioritised replay and reanalyse (Table 4).
+    replay_capacity: int = Field(100_000, ge=1, description="Transitions kept; oldest games evicted first.")
+    min_replay_size: int = Field(2000, ge=1)
+    priority_alpha: float = Field(0.6, ge=0)
+    priority_beta_start: float = Field(0.4, ge=0, le=1)
+    priority_beta_end: float = Field(1.0, ge=0, le=1)
+    priority_eps: float = Field(1e-6, gt=0)
+    reanalyse_policy_ratio: float = Field(1.0, ge=0, le=1, description="Fraction of policy targets by MCTS.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        """Fill fields from the named preset; fields given explicitly win."""
+        if isinstance(data, dict) and data.get("preset") is not None:
+            name = data["preset"]
+            if name not in PRESETS:
+                return data  # the Literal check on ``preset`` reports the error with the choices
+            return {**PRESETS[name], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> EfficientZeroConfig:
+        if self.lstm_horizon > self.unroll_steps:
+            raise ValueError(f"lstm_horizon ({self.lstm_horizon}) must not exceed unroll_steps "
+                             f"({self.unroll_steps}), as in EfficientZero")
+        return self
+
+    @property
+    def obs_channels(self) -> int:
+        """Input planes of the representation network: stacked frames times image channels."""
+        return self.frame_stack * self.image_channels
+
+    @property
+    def support_bins(self) -> int:
+        return 2 * self.support_size + 1
+
+    @property
+    def latent_size(self) -> int:
+        """Side of the latent grid: four stride-2 stages (Appendix H), 96 -> 6."""
+        side = self.image_size
+        for _ in range(4):
+            side = (side + 1) // 2
+        return side

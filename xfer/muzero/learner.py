@@ -1,0 +1,197 @@
+"""The EfficientZero objective and one SGD step (XTRA App. A Eq. 3; Ye et al. 2021; MuZero App. G).
+
+Per sampled position, unrolled K = 5 steps through the dynamics network:
+- value: cross-entropy between the value logits and the two-hot support of z_{t+k} (k = 0..K);
+- reward: cross-entropy of the value-prefix logits against the prefix targets (k = 1..K);
+- policy: cross-entropy to the target visit distribution, softmax restricted to the game's legal actions;
+- consistency: negative cosine between the online branch (projector + prediction head) of the predicted
+  latent and the stop-gradient projection of the encoded real observation at t+k (SimSiam, EZ Sec. 4.1).
+Steps past the end of a history are masked. Terms are importance-weighted, combined with the
+coefficients 0.25 / 1 / 1 / 2 (Table 4; XTRA's code values), and the gradient into each predicted latent
+is halved (MuZero's ``scale_gradient``). Following EZ code the total is scaled by 1/K before backward,
+gradients are clipped to norm 5, and SGD (lr 0.2, momentum 0.9, wd 1e-4) warms up linearly, then decays
+stepwise. Weight decay is the optimiser's, so c||theta|| of Eq. 3 is not a loss term.
+
+For XTRA (Eq. 1-2): call :meth:`Learner.losses` once per task batch, combine with
+:func:`weighted_total`, take per-task gradients with :meth:`Learner.task_gradient`, then :meth:`Learner.step`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xfer.muzero.config import EfficientZeroConfig
+from xfer.muzero.networks import EfficientZeroNet
+from xfer.muzero.replay import PrioritizedReplay
+from xfer.muzero.support import scalar_to_support, support_to_scalar
+from xfer.muzero.targets import TrainBatch
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; the gradient is multiplied by ``scale`` (MuZero pseudocode)."""
+    return x * scale + x.detach() * (1.0 - scale)
+
+
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Per-sample random translation by up to ``pad`` pixels with replicate padding (EZ's 'shift')."""
+    if pad == 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    oy = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device) + torch.arange(h, device=x.device)
+    ox = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device) + torch.arange(w, device=x.device)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, oy[:, None, :, None], ox[:, None, None, :]]
+
+
+def negative_cosine(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-cos(online, target) per row; the caller detaches ``target`` (stop-gradient branch)."""
+    return -(F.normalize(online, dim=-1, eps=1e-5) * F.normalize(target, dim=-1, eps=1e-5)).sum(-1)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def masked_policy_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                                legal: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with the softmax over legal actions only (illegal logits never matter)."""
+    logp = torch.log_softmax(logits.masked_fill(~legal, -1e9), dim=-1).masked_fill(~legal, 0.0)
+    return -(target * logp).sum(-1)
+
+
+@dataclass
+class Losses:
+    """Importance-weighted batch means of each term, their weighted sum, and new replay priorities."""
+
+    value: torch.Tensor
+    reward: torch.Tensor
+    policy: torch.Tensor
+    consistency: torch.Tensor
+    total: torch.Tensor
+    priorities: np.ndarray
+
+    def as_dict(self) -> dict[str, float]:
+        names = ("value", "reward", "policy", "consistency", "total")
+        return {k: float(getattr(self, k).detach()) for k in names}
+
+
+def weighted_total(losses: Sequence[Losses], weights: Sequence[float]) -> torch.Tensor:
+    """XTRA Eq. 1: sum_i eta_i L_i (the target task passes weight 1)."""
+    return torch.stack([w * loss.total for loss, w in zip(losses, weights, strict=True)]).sum()
+
+
+class Learner:
+    """Owns the online network, its target copy (for reanalyse) and the optimiser."""
+
+    def __init__(self, cfg: EfficientZeroConfig, net: EfficientZeroNet | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.net = (net or EfficientZeroNet(cfg)).to(self.device)
+        self.target_net = copy.deepcopy(self.net).eval().requires_grad_(False)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.train_step = 0
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up, then lr * rate^floor((step - warm-up) / decay_steps) (EZ code's ``adjust_lr``)."""
+        cfg = self.cfg
+        if step < cfg.lr_warmup_steps:
+            return cfg.lr * step / cfg.lr_warmup_steps
+        return cfg.lr * cfg.lr_decay_rate ** ((step - cfg.lr_warmup_steps) // cfg.lr_decay_steps)
+
+    def losses(self, batch: TrainBatch) -> Losses:
+        """Forward pass of Eq. 3 on one batch (one task's batch, for XTRA)."""
+        cfg, net = self.cfg, self.net
+        net.train()
+        K, stack, c, n = cfg.unroll_steps, cfg.frame_stack, cfg.image_channels, cfg.support_size
+        obs = batch.obs.float() / 255.0
+        online_obs = random_shift(obs[:, :stack * c], cfg.augment_shift)
+        target_window = random_shift(obs[:, c:], cfg.augment_shift)
+        legal = batch.legal
+
+        latent = net.represent(online_obs)
+        policy_logits, value_logits = net.prediction(latent)
+        value = soft_cross_entropy(value_logits, scalar_to_support(batch.target_value[:, 0], n))
+        policy = masked_policy_cross_entropy(policy_logits, batch.target_policy[:, 0], legal)
+        reward = torch.zeros_like(value)
+        consistency = torch.zeros_like(value)
+        priorities = (support_to_scalar(value_logits.detach()) - batch.target_value[:, 0]).abs()
+
+        with torch.no_grad():  # stop-gradient branch: projections of the encoded real next observations
+            views = torch.stack([target_window[:, k * c:(k + stack) * c] for k in range(K)], dim=0)
+            targets = net.project(net.represent(views.flatten(0, 1)), with_head=False).view(K, len(obs), -1)
+
+        hidden = net.initial_hidden(len(obs))
+        for k in range(K):
+            latent, hidden, prefix_logits = net.dynamics(latent, hidden, batch.actions[:, k])
+            latent = scale_gradient(latent, cfg.dynamics_grad_scale)
+            policy_logits, value_logits = net.prediction(latent)
+            mask = batch.mask[:, k]
+            value_target = scalar_to_support(batch.target_value[:, k + 1], n)
+            prefix_target = scalar_to_support(batch.target_prefix[:, k], n)
+            online = net.project(latent, with_head=True)
+            consistency = consistency + negative_cosine(online, targets[k]) * mask
+            value = value + soft_cross_entropy(value_logits, value_target) * mask
+            policy_target = batch.target_policy[:, k + 1]
+            policy = policy + masked_policy_cross_entropy(policy_logits, policy_target, legal) * mask
+            reward = reward + soft_cross_entropy(prefix_logits, prefix_target) * mask
+            if (k + 1) % cfg.lstm_horizon == 0:
+                hidden = net.initial_hidden(len(obs))
+
+        w = batch.weights
+        terms = {name: (w * t).mean() for name, t in
+                 (("value", value), ("reward", reward), ("policy", policy), ("consistency", consistency))}
+        total = (cfg.value_loss_coeff * terms["value"] + cfg.reward_loss_coeff * terms["reward"]
+                 + cfg.policy_loss_coeff * terms["policy"] + cfg.consistency_coeff * terms["consistency"])
+        return Losses(**terms, total=total, priorities=priorities.cpu().numpy() + cfg.priority_eps)
+
+    def task_gradient(self, loss: torch.Tensor) -> torch.Tensor:
+        """Flat gradient of ``loss`` over all trainable parameters, graph kept (XTRA Eq. 2)."""
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads,
+                                                                                               strict=True)])
+
+    def step(self, total_loss: torch.Tensor) -> dict[str, float]:
+        """Backward (scaled by 1/K, EZ code), clip, SGD step with the scheduled lr, target refresh."""
+        lr = self.learning_rate(self.train_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        (total_loss / self.cfg.unroll_steps).backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.train_step += 1
+        if self.train_step % self.cfg.target_update_interval == 0:
+            self.update_target()
+        return {"lr": lr, "grad_norm": float(grad_norm)}
+
+    def update(self, batch: TrainBatch, replay: PrioritizedReplay | None = None) -> dict[str, float]:
+        """Single-task EfficientZero update; sends the new priorities back to ``replay``."""
+        losses = self.losses(batch)
+        stats = self.step(losses.total)
+        if replay is not None:
+            replay.update_priorities(batch.game_ids, batch.steps, losses.priorities)
+        return {**losses.as_dict(), **stats}
+
+    def update_target(self) -> None:
+        self.target_net.load_state_dict(self.net.state_dict())
+
+    def state_dict(self) -> dict[str, object]:
+        return {"net": self.net.state_dict(), "target_net": self.target_net.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "train_step": self.train_step}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.target_net.load_state_dict(state["target_net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.train_step = int(state["train_step"])

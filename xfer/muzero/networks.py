@@ -1,0 +1,183 @@
+"""EfficientZero networks for Atari (XTRA Appendix H; Ye et al. 2021, Appendix A).
+
+Representation h: 96x96 stacked frames -> 64x6x6 latent through a downsampling stack with residual blocks
+(1 trailing block; 4 in EfficientZero-L). Dynamics g: latent + one constant action plane (a / |A|, EZ code)
+-> next latent, and the value prefix from an LSTM over the flattened reward features. Prediction f:
+latent -> policy logits and categorical value. Projector + prediction head for the SimSiam consistency
+loss (Ye et al. 2021, Sec. 4.1); all widths from :class:`~xfer.muzero.config.EfficientZeroConfig`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xfer.muzero.config import EfficientZeroConfig
+from xfer.muzero.support import support_to_scalar
+
+LstmState = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Inference:
+    """What search needs from one network call; scalars are decoded from the categorical support."""
+
+    latent: torch.Tensor  # [B, C, H, W]
+    reward_hidden: LstmState  # two [1, B, lstm_hidden]
+    value_prefix: torch.Tensor  # [B]
+    value: torch.Tensor  # [B]
+    policy_logits: torch.Tensor  # [B, A]
+
+
+def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus a (possibly strided, projected) skip, then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(cin, cout, stride)
+        self.bn1 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.conv2 = _conv3x3(cout, cout)
+        self.bn2 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.skip = _conv3x3(cin, cout, stride) if (stride != 1 or cin != cout) else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.skip(x))
+
+
+def _mlp_head(n_in: int, hidden: int, n_out: int, momentum: float, init_zero: bool) -> nn.Sequential:
+    """Linear-BN-ReLU-Linear; the last layer zero-initialised as in EZ code (``init_zero``)."""
+    head = nn.Sequential(nn.Linear(n_in, hidden), nn.BatchNorm1d(hidden, momentum=momentum), nn.ReLU(),
+                         nn.Linear(hidden, n_out))
+    if init_zero:
+        nn.init.zeros_(head[-1].weight)
+        nn.init.zeros_(head[-1].bias)
+    return head
+
+
+class RepresentationNetwork(nn.Module):
+    """Appendix H: conv s2 (C/2), res, res-down s2 (C), res, pool s2, res, pool s2, ``repr_blocks`` res."""
+
+    def __init__(self, cfg: EfficientZeroConfig) -> None:
+        super().__init__()
+        c, m = cfg.channels, cfg.bn_momentum
+        self.stem = nn.Sequential(nn.Conv2d(cfg.obs_channels, c // 2, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(c // 2, momentum=m), nn.ReLU())
+        self.body = nn.Sequential(
+            ResidualBlock(c // 2, c // 2, momentum=m),
+            ResidualBlock(c // 2, c, stride=2, momentum=m),
+            ResidualBlock(c, c, momentum=m),
+            nn.AvgPool2d(3, stride=2, padding=1),
+            ResidualBlock(c, c, momentum=m),
+            nn.AvgPool2d(3, stride=2, padding=1),
+            *[ResidualBlock(c, c, momentum=m) for _ in range(cfg.repr_blocks)],
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(obs))
+
+
+class DynamicsNetwork(nn.Module):
+    """Appendix H: (latent ++ action plane) -> conv -> BN -> + latent -> ReLU -> blocks; LSTM value prefix."""
+
+    def __init__(self, cfg: EfficientZeroConfig) -> None:
+        super().__init__()
+        c, m = cfg.channels, cfg.bn_momentum
+        self.conv = _conv3x3(c + 1, c)
+        self.bn = nn.BatchNorm2d(c, momentum=m)
+        self.blocks = nn.Sequential(*[ResidualBlock(c, c, momentum=m) for _ in range(cfg.dyn_blocks)])
+        self.reward_conv = nn.Sequential(nn.Conv2d(c, cfg.reduced_channels, 1),
+                                         nn.BatchNorm2d(cfg.reduced_channels, momentum=m), nn.ReLU())
+        self.lstm = nn.LSTM(cfg.reduced_channels * cfg.latent_size**2, cfg.lstm_hidden)
+        self.lstm_bn = nn.BatchNorm1d(cfg.lstm_hidden, momentum=m)
+        self.head = _mlp_head(cfg.lstm_hidden, cfg.head_hidden, cfg.support_bins, m, cfg.init_zero)
+
+    def forward(self, latent: torch.Tensor, action_plane: torch.Tensor,
+                hidden: LstmState) -> tuple[torch.Tensor, LstmState, torch.Tensor]:
+        x = self.bn(self.conv(torch.cat([latent, action_plane], dim=1)))
+        nxt = self.blocks(F.relu(x + latent))
+        features = self.reward_conv(nxt).flatten(1).unsqueeze(0)
+        out, hidden = self.lstm(features, hidden)
+        prefix_logits = self.head(F.relu(self.lstm_bn(out.squeeze(0))))
+        return nxt, hidden, prefix_logits
+
+
+class PredictionNetwork(nn.Module):
+    """Appendix H: residual block, then 1x1-conv heads to policy logits and value-support logits."""
+
+    def __init__(self, cfg: EfficientZeroConfig) -> None:
+        super().__init__()
+        c, m, r = cfg.channels, cfg.bn_momentum, cfg.reduced_channels
+        flat = r * cfg.latent_size**2
+        self.blocks = nn.Sequential(*[ResidualBlock(c, c, momentum=m) for _ in range(cfg.pred_blocks)])
+        self.value_conv = nn.Sequential(nn.Conv2d(c, r, 1), nn.BatchNorm2d(r, momentum=m), nn.ReLU())
+        self.policy_conv = nn.Sequential(nn.Conv2d(c, r, 1), nn.BatchNorm2d(r, momentum=m), nn.ReLU())
+        self.value_head = _mlp_head(flat, cfg.head_hidden, cfg.support_bins, m, cfg.init_zero)
+        self.policy_head = _mlp_head(flat, cfg.head_hidden, cfg.n_actions, m, cfg.init_zero)
+
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.blocks(latent)
+        policy = self.policy_head(self.policy_conv(x).flatten(1))
+        return policy, self.value_head(self.value_conv(x).flatten(1))
+
+
+class EfficientZeroNet(nn.Module):
+    """h, g, f and the SimSiam projector of EfficientZero; ``initial/recurrent_inference`` serve MCTS."""
+
+    def __init__(self, cfg: EfficientZeroConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.representation = RepresentationNetwork(cfg)
+        self.dynamics_net = DynamicsNetwork(cfg)
+        self.prediction = PredictionNetwork(cfg)
+        flat = cfg.channels * cfg.latent_size**2
+        self.projector = nn.Sequential(
+            nn.Linear(flat, cfg.proj_hidden), nn.BatchNorm1d(cfg.proj_hidden), nn.ReLU(),
+            nn.Linear(cfg.proj_hidden, cfg.proj_hidden), nn.BatchNorm1d(cfg.proj_hidden), nn.ReLU(),
+            nn.Linear(cfg.proj_hidden, cfg.proj_out), nn.BatchNorm1d(cfg.proj_out))
+        self.projection_head = nn.Sequential(
+            nn.Linear(cfg.proj_out, cfg.pred_hidden), nn.BatchNorm1d(cfg.pred_hidden), nn.ReLU(),
+            nn.Linear(cfg.pred_hidden, cfg.proj_out))
+
+    def represent(self, obs: torch.Tensor) -> torch.Tensor:
+        """Stacked frames (uint8 in [0, 255] or float in [0, 1]) -> latent."""
+        if obs.dtype == torch.uint8:
+            obs = obs.float() / 255.0
+        return self.representation(obs)
+
+    def dynamics(self, latent: torch.Tensor, hidden: LstmState,
+                 action: torch.Tensor) -> tuple[torch.Tensor, LstmState, torch.Tensor]:
+        """One model step; the action enters as a constant plane a / |A| (EZ code)."""
+        plane = (action.float() / self.cfg.n_actions).view(-1, 1, 1, 1).expand(-1, 1, *latent.shape[2:])
+        return self.dynamics_net(latent, plane, hidden)
+
+    def project(self, latent: torch.Tensor, with_head: bool) -> torch.Tensor:
+        """SimSiam: projector, plus the prediction head on the online branch only."""
+        proj = self.projector(latent.flatten(1))
+        return self.projection_head(proj) if with_head else proj
+
+    def initial_hidden(self, batch: int) -> LstmState:
+        zeros = torch.zeros(1, batch, self.cfg.lstm_hidden, device=next(self.parameters()).device)
+        return zeros, zeros.clone()
+
+    @torch.no_grad()
+    def initial_inference(self, obs: torch.Tensor) -> Inference:
+        latent = self.represent(obs)
+        logits, value_logits = self.prediction(latent)
+        batch = latent.shape[0]
+        return Inference(latent, self.initial_hidden(batch), torch.zeros(batch, device=latent.device),
+                         support_to_scalar(value_logits), logits)
+
+    @torch.no_grad()
+    def recurrent_inference(self, latent: torch.Tensor, hidden: LstmState, action: torch.Tensor) -> Inference:
+        nxt, hidden, prefix_logits = self.dynamics(latent, hidden, action)
+        logits, value_logits = self.prediction(nxt)
+        prefix, value = support_to_scalar(prefix_logits), support_to_scalar(value_logits)
+        return Inference(nxt, hidden, prefix, value, logits)

@@ -1,0 +1,182 @@
+"""Training targets: value prefixes, n-step values and reanalysed policies (Ye et al. 2021, Sec. 4.2-4.3).
+
+For a sampled position t and unroll steps k = 0..K (K = 5):
+- value prefix (EfficientZero Sec. 4.2): the sum of rewards r_{t+k} since the last LSTM reset, resets
+  every ``lstm_horizon`` steps counted from t (EZ code's ``_prepare_reward_value``);
+- value (XTRA App. A): z_{t+k} = sum_{i<n} gamma^i r_{t+k+i} + gamma^n v_{t+k+n}, n = 5, truncated at the
+  end of the history, with no bootstrap past a terminal state and 0 for k past the end;
+- policy: the stored search visit distribution, or reanalysed (MuZero Reanalyze) by a fresh MCTS.
+
+Which network bootstraps values and reanalyses policies is a parameter (:class:`TargetSource`): the
+learner's target network for EfficientZero, or a frozen teacher for XTRA's distillation (Sec. 3.1), in
+which case ``policy_mode`` picks the teacher's MCTS visits or its predicted policy and ``value_mode`` its
+n-step bootstrapped or directly predicted values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from xfer.muzero.config import EfficientZeroConfig
+from xfer.muzero.mcts import masked_softmax, run_mcts
+from xfer.muzero.networks import EfficientZeroNet, Inference
+from xfer.muzero.replay import GameHistory, PrioritizedReplay, SampledPositions
+
+
+@dataclass
+class TargetSource:
+    """The network that produces value / policy targets: a target network or a frozen teacher."""
+
+    net: EfficientZeroNet
+    value_mode: Literal["nstep", "network"] = "nstep"
+    policy_mode: Literal["mcts", "network", "stored"] = "mcts"
+    mcts_noise: bool = True  # EZ code adds root noise when reanalysing
+
+
+@dataclass
+class TrainBatch:
+    obs: torch.Tensor  # uint8 [B, (stack + K) * c, H, W]: frames t-stack+1 .. t+K
+    actions: torch.Tensor  # long [B, K]
+    mask: torch.Tensor  # float [B, K]: 1 while t + k is inside the history
+    legal: torch.Tensor  # bool [B, A]
+    target_value: torch.Tensor  # float [B, K + 1]
+    target_prefix: torch.Tensor  # float [B, K]
+    target_policy: torch.Tensor  # float [B, K + 1, A]
+    weights: torch.Tensor  # float [B] importance weights
+    game_ids: np.ndarray
+    steps: np.ndarray
+    task_ids: np.ndarray
+
+
+def value_prefix_targets(rewards: np.ndarray, t: int, unroll: int, horizon: int) -> np.ndarray:
+    """Prefix k = r_s + ... + r_{t+k}, s the last reset (every ``horizon`` steps from t); held past the end"""
+    out = np.zeros(unroll + 1, dtype=np.float32)
+    prefix = 0.0
+    for k in range(unroll + 1):
+        if k % horizon == 0:
+            prefix = 0.0
+        if t + k < len(rewards):
+            prefix += float(rewards[t + k])
+        out[k] = prefix
+    return out
+
+
+def bootstrap_indices(length: int, t: int, unroll: int, td_steps: int) -> np.ndarray:
+    """State index whose value bootstraps z_{t+k}: t + k + n, truncated at the history's end."""
+    return np.minimum(t + np.arange(unroll + 1) + td_steps, length)
+
+
+def nstep_value_targets(rewards: np.ndarray, t: int, unroll: int, td_steps: int, gamma: float,
+                        bootstrap_values: np.ndarray, terminal: bool) -> np.ndarray:
+    """z_{t+k} for k = 0..K given v at :func:`bootstrap_indices` (XTRA App. A; MuZero Eq. 4)."""
+    length = len(rewards)
+    boot_ix = bootstrap_indices(length, t, unroll, td_steps)
+    out = np.zeros(unroll + 1, dtype=np.float32)
+    for k in range(unroll + 1):
+        start = t + k
+        if start >= length:
+            continue
+        end = int(boot_ix[k])
+        value = float(np.sum(rewards[start:end] * gamma ** np.arange(end - start)))
+        if not (end == length and terminal):
+            value += gamma ** (end - start) * float(bootstrap_values[k])
+        out[k] = value
+    return out
+
+
+def _chunked(fn: Callable[[torch.Tensor], Inference], obs: np.ndarray, chunk: int,
+             device: torch.device) -> list[Inference]:
+    return [fn(torch.as_tensor(obs[i:i + chunk], device=device)) for i in range(0, len(obs), chunk)]
+
+
+def _network_values(net: EfficientZeroNet, obs: np.ndarray, chunk: int) -> np.ndarray:
+    outputs = _chunked(net.initial_inference, obs, chunk, next(net.parameters()).device)
+    return np.concatenate([o.value.cpu().numpy() for o in outputs])
+
+
+def _network_policies(source: TargetSource, obs: np.ndarray, legal: np.ndarray, cfg: EfficientZeroConfig,
+                      rng: np.random.Generator, chunk: int) -> np.ndarray:
+    """Visit distributions of a fresh search (MuZero Reanalyze) or the masked predicted policy."""
+    net = source.net
+    device = next(net.parameters()).device
+    out = []
+    for i, root in enumerate(_chunked(net.initial_inference, obs, chunk, device)):
+        mask = legal[i * chunk:i * chunk + chunk]
+        if source.policy_mode == "mcts":
+            out.append(run_mcts(net, root, mask, cfg, rng, add_noise=source.mcts_noise).policy())
+        else:
+            out.append(masked_softmax(root.policy_logits, torch.as_tensor(mask, device=device)).cpu().numpy())
+    return np.concatenate(out)
+
+
+def _inputs(game: GameHistory, t: int, cfg: EfficientZeroConfig,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observation window, unroll actions (random legal ones past the end, as EZ code) and mask."""
+    K, length = cfg.unroll_steps, len(game)
+    obs = game.frame_window(t - cfg.frame_stack + 1, t + K)
+    actions = rng.choice(np.flatnonzero(game.legal_mask), size=K)
+    inside = min(K, length - t)
+    actions[:inside] = game.actions[t:t + inside]
+    mask = (np.arange(K) < inside).astype(np.float32)
+    return obs, actions, mask
+
+
+def make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
+               source: TargetSource, rng: np.random.Generator, device: str | torch.device = "cpu",
+               chunk: int = 256) -> TrainBatch:
+    """Inputs and targets for the sampled positions, with values / policies from ``source.net``."""
+    K, n_actions = cfg.unroll_steps, cfg.n_actions
+    games = [replay.game(int(g)) for g in positions.game_ids]
+    steps = positions.steps.astype(np.int64)
+    inputs = [_inputs(g, int(t), cfg, rng) for g, t in zip(games, steps, strict=True)]
+    legal = np.stack([g.legal_mask for g in games]).astype(bool)
+    prefix = np.stack([value_prefix_targets(g.rewards, int(t), K, cfg.lstm_horizon)
+                       for g, t in zip(games, steps, strict=True)])
+
+    # One stacked observation per (position, k): values bootstrap from them, policies are reanalysed on them.
+    pairs = list(zip(games, steps.tolist(), strict=True))
+    if source.value_mode == "nstep":
+        value_ix = [bootstrap_indices(len(g), t, K, cfg.td_steps) for g, t in pairs]
+    else:
+        value_ix = [np.minimum(t + np.arange(K + 1), len(g)) for g, t in pairs]
+    value_obs = np.stack([g.stacked_obs(int(i), cfg.frame_stack)
+                          for g, ix in zip(games, value_ix, strict=True) for i in ix])
+    net_values = _network_values(source.net, value_obs, chunk).reshape(len(games), K + 1)
+    values = np.zeros((len(games), K + 1), dtype=np.float32)
+    for b, (g, t) in enumerate(zip(games, steps, strict=True)):
+        if source.value_mode == "nstep":
+            values[b] = nstep_value_targets(g.rewards, int(t), K, cfg.td_steps, cfg.discount, net_values[b],
+                                            g.terminal)
+        else:
+            inside = int(t) + np.arange(K + 1) < len(g)
+            values[b] = np.where(inside, net_values[b], 0.0)
+
+    policies = np.zeros((len(games), K + 1, n_actions), dtype=np.float32)
+    for b, (g, t) in enumerate(zip(games, steps, strict=True)):
+        inside = min(K + 1, len(g) - int(t))
+        policies[b, :inside] = g.policies[t:t + inside]
+    n_reanalyse = 0 if source.policy_mode == "stored" else int(round(cfg.reanalyse_policy_ratio * len(games)))
+    if n_reanalyse:
+        ix = [(b, k) for b in range(n_reanalyse) for k in range(K + 1) if steps[b] + k < len(games[b])]
+        obs = np.stack([games[b].stacked_obs(int(steps[b]) + k, cfg.frame_stack) for b, k in ix])
+        fresh = _network_policies(source, obs, np.stack([legal[b] for b, _ in ix]), cfg, rng, chunk)
+        policies[:n_reanalyse] = 0.0
+        rows, cols = np.array(ix).T
+        policies[rows, cols] = fresh
+
+    def as_t(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+
+    return TrainBatch(
+        obs=as_t(np.stack([i[0] for i in inputs]), torch.uint8),
+        actions=as_t(np.stack([i[1] for i in inputs]), torch.long),
+        mask=as_t(np.stack([i[2] for i in inputs]), torch.float32),
+        legal=as_t(legal, torch.bool), target_value=as_t(values, torch.float32),
+        target_prefix=as_t(prefix[:, :K], torch.float32), target_policy=as_t(policies, torch.float32),
+        weights=as_t(positions.weights, torch.float32), game_ids=positions.game_ids, steps=steps,
+        task_ids=np.array([g.task_id for g in games]))

@@ -1,0 +1,120 @@
+"""Distributions DreamerV2 needs, written for speed on small tensors (no ``torch.distributions`` overhead).
+
+- :func:`straight_through_onehot`: a one-hot categorical sample whose gradient is the straight-through
+  estimate ``sample + probs - sg(probs)`` (Hafner et al. 2021, Section 2, "straight-through gradients";
+  Algorithm 1). Used for the 32×32 discrete latents and for discrete actions.
+- :func:`categorical_kl` / :func:`gaussian_kl`: KL divergences summed over latent variables, the building
+  blocks of KL balancing (Algorithm 2).
+- :class:`TruncatedNormal`: the actor's action distribution for continuous control, a Normal truncated to
+  [-1, 1] with reparameterised inverse-CDF samples (DreamerV2 code: ``trunc_normal``).
+- :class:`OneHotCategorical`: the actor's distribution for discrete actions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_SQRT2 = math.sqrt(2.0)
+_LOG_SQRT_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
+
+
+def straight_through_onehot(logits: Tensor) -> Tensor:
+    """Sample a one-hot vector from ``softmax(logits)`` along the last axis (Gumbel-max) and route the
+    gradient straight through the probabilities."""
+    with torch.no_grad():
+        uniform = torch.rand_like(logits).clamp_(1e-20, 1.0)
+        index = (logits - torch.log(-torch.log(uniform))).argmax(-1)
+        sample = F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+    probs = torch.softmax(logits, -1)
+    return sample + probs - probs.detach()
+
+
+def onehot_mode(logits: Tensor) -> Tensor:
+    """The most likely one-hot vector along the last axis."""
+    return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+
+
+def categorical_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """KL(p‖q) of independent categoricals ``[..., variables, classes]``, summed over variables."""
+    log_p = torch.log_softmax(logits_p, -1)
+    log_q = torch.log_softmax(logits_q, -1)
+    return (log_p.exp() * (log_p - log_q)).sum((-2, -1))
+
+
+def gaussian_kl(mean_p: Tensor, std_p: Tensor, mean_q: Tensor, std_q: Tensor) -> Tensor:
+    """KL(p‖q) of diagonal Gaussians ``[..., dims]``, summed over dims."""
+    var_ratio = (std_p / std_q) ** 2
+    mahalanobis = ((mean_p - mean_q) / std_q) ** 2
+    return 0.5 * (var_ratio + mahalanobis - 1.0 - torch.log(var_ratio)).sum(-1)
+
+
+def _normal_cdf(x: Tensor) -> Tensor:
+    return 0.5 * (1.0 + torch.erf(x / _SQRT2))
+
+
+def _normal_log_pdf(x: Tensor) -> Tensor:
+    return -0.5 * x * x - 0.5 * math.log(2 * math.pi)
+
+
+class TruncatedNormal:
+    """Normal(loc, scale) truncated to [low, high], independent over the last axis.
+
+    ``rsample`` draws u ~ U(Φ(α), Φ(β)) and maps it through the inverse CDF, so samples are differentiable in
+    loc and scale (needed for dynamics backpropagation, DreamerV2 Eq. 6 with ρ = 0). As in DreamerV2's code the
+    sample is clipped ``clip`` inside the bounds with a straight-through gradient. ``log_prob`` and ``entropy``
+    sum over the action dimensions.
+    """
+
+    def __init__(self, loc: Tensor, scale: Tensor, low: float = -1.0, high: float = 1.0, clip: float = 1e-6):
+        self.loc, self.scale, self.low, self.high, self.clip = loc, scale, low, high, clip
+        self.alpha = (low - loc) / scale
+        self.beta = (high - loc) / scale
+        self.cdf_alpha = _normal_cdf(self.alpha)
+        self.mass = (_normal_cdf(self.beta) - self.cdf_alpha).clamp_min(1e-8)
+
+    def rsample(self) -> Tensor:
+        uniform = torch.rand_like(self.loc)
+        quantile = (self.cdf_alpha + uniform * self.mass).clamp(1e-6, 1 - 1e-6)
+        sample = self.loc + self.scale * _SQRT2 * torch.erfinv(2 * quantile - 1)
+        clipped = sample.detach().clamp(self.low + self.clip, self.high - self.clip)
+        return sample + (clipped - sample.detach())
+
+    def mode(self) -> Tensor:
+        return self.loc.clamp(self.low + self.clip, self.high - self.clip)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        z = (value - self.loc) / self.scale
+        return (_normal_log_pdf(z) - torch.log(self.scale) - torch.log(self.mass)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        pdf_alpha = _normal_log_pdf(self.alpha).exp()
+        pdf_beta = _normal_log_pdf(self.beta).exp()
+        correction = (self.alpha * pdf_alpha - self.beta * pdf_beta) / (2 * self.mass)
+        return (_LOG_SQRT_2PI_E + torch.log(self.scale) + torch.log(self.mass) + correction).sum(-1)
+
+
+class OneHotCategorical:
+    """Categorical over the last axis whose samples are one-hot vectors with straight-through gradients."""
+
+    def __init__(self, logits: Tensor) -> None:
+        self.logits = logits
+        self.log_probs = torch.log_softmax(logits, -1)
+
+    def rsample(self) -> Tensor:
+        return straight_through_onehot(self.logits)
+
+    def mode(self) -> Tensor:
+        return onehot_mode(self.logits)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return (value * self.log_probs).sum(-1)
+
+    def entropy(self) -> Tensor:
+        return -(self.log_probs.exp() * self.log_probs).sum(-1)
+
+
+ActionDist = TruncatedNormal | OneHotCategorical

@@ -1,0 +1,103 @@
+"""Checkpoints: atomic writes, the newest K kept, safe loading (``torch.load(weights_only=True)``).
+
+A checkpoint is written to a temporary file, flushed to disk, then renamed into place, so a crash mid-write
+leaves at most a ``*.tmp`` file that is never loaded. Loading never executes code from the run directory:
+numpy arrays are stored as tensors (see :func:`to_safe`) and read back with ``weights_only=True``. If the
+newest checkpoint cannot be read, the next older one is used and the reason is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xfer.errors import XferError
+
+_NAME = re.compile(r"^ckpt-(\d{10})\.pt$")
+_ARRAY = "__ndarray__"
+
+
+def to_safe(obj: Any) -> Any:
+    """Replace numpy arrays and scalars (recursively) by tensors so ``weights_only`` loading accepts them."""
+    if isinstance(obj, np.ndarray):
+        return {_ARRAY: torch.from_numpy(np.ascontiguousarray(obj)), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: to_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_safe(v) for v in obj)
+    return obj
+
+
+def from_safe(obj: Any) -> Any:
+    """Inverse of :func:`to_safe`."""
+    if isinstance(obj, dict):
+        if _ARRAY in obj:
+            return obj[_ARRAY].numpy().astype(obj["dtype"], copy=False)
+        return {k: from_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(from_safe(v) for v in obj)
+    return obj
+
+
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through ``write(file)`` into ``path.tmp``, fsync, then rename over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Checkpointer:
+    """Saves ``ckpt-<step>.pt`` files in ``directory`` and keeps the newest ``keep``."""
+
+    def __init__(self, directory: Path, keep: int = 3) -> None:
+        self.directory = directory
+        self.keep = keep
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def paths(self) -> list[Path]:
+        """Complete checkpoints, oldest first (temporary files never count)."""
+        found = [p for p in self.directory.iterdir() if _NAME.match(p.name)]
+        return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))  # type: ignore[union-attr]
+
+    def save(self, step: int, state: dict[str, Any]) -> Path:
+        path = self.directory / f"ckpt-{step:010d}.pt"
+        atomic_write(path, lambda f: torch.save(to_safe(state), f))
+        for old in self.paths()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_latest(self, say: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:
+        """The newest readable checkpoint; unreadable ones are skipped with a message naming them."""
+        for path in reversed(self.paths()):
+            try:
+                return path, load_checkpoint(path)
+            except XferError as err:
+                say(f"skipping {err.message}")
+        return None
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read one checkpoint safely; a corrupt or foreign file gives a message naming it."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as err:
+        raise XferError(f"checkpoint {str(path)!r} does not exist") from err
+    except Exception as err:  # truncated zip, pickle refusing a global, ...
+        raise XferError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {err})") from err
+    return from_safe(state)
