@@ -25,3 +25,19 @@ def registry():
     from xfer.testing import fake_registry
 
     return fake_registry()
+
+
+@pytest.fixture(scope="session")
+def fake_plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment variables under which subprocesses (`xfer ...`) also see the fake suite and method.
+
+    The fake plugin is registered as a real distribution (a ``.dist-info`` with an ``xfer`` entry point)
+    on PYTHONPATH, exactly how an installed third-party plugin is found.
+    """
+    site = tmp_path_factory.mktemp("fake_site")
+    (site / "xfer_fake_ep.py").write_text("from xfer.testing import FakePlugin\nplugin = FakePlugin()\n")
+    dist = site / "xfer_fake_ep-0.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-fake-ep\nVersion: 0.0.0\n")
+    (dist / "entry_points.txt").write_text("[xfer]\nfake = xfer_fake_ep:plugin\n")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}

@@ -100,6 +100,7 @@ class FakeMethodConfig(BaseModel):
     batch: int = Field(4, ge=1)
     lr: float = Field(0.05, gt=0)
     noise: float = Field(0.3, ge=0)
+    fail_at: int | None = Field(None, description="raise an error at this step (tests failure handling)")
 
 
 FAKE_METHOD = MethodSpec(

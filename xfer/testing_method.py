@@ -34,6 +34,7 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     optim = torch.optim.Adam(agent.policy.parameters(), lr=cfg.lr)
     states: list[np.ndarray] = []
     step = 0
+    env = ctx.make_env(recipe.target, seed=recipe.seed)  # reset below with seeds from ctx.rng
     saved = ctx.restore()
     if saved is not None:
         agent.policy.load_state_dict(saved["policy"])
@@ -45,7 +46,6 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
         return {"policy": agent.policy.state_dict(), "optim": optim.state_dict(),
                 "states": np.array(states, np.float32).reshape(-1, 4), "step": step}
 
-    env = ctx.make_env(recipe.target, seed=int(ctx.rng.integers(2**31)))
     ctx.progress.update(phase="train", total=cfg.steps)
     while step < cfg.steps:
         obs, _ = env.reset(seed=int(ctx.rng.integers(2**31)))
@@ -58,6 +58,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
             episode_return += reward
             states.append(obs["state"])
             step += 1
+            if cfg.fail_at is not None and step >= cfg.fail_at:
+                raise RuntimeError(f"fake-linear failed on purpose at step {step}")
             idx = ctx.rng.integers(len(states), size=cfg.batch)
             batch = torch.as_tensor(np.array(states)[idx])
             loss = ((torch.tanh(agent.policy(batch)) - (batch[:, 2:] - batch[:, :2])) ** 2).mean()

@@ -57,16 +57,9 @@ def test_unknown_command_and_missing_file_are_one_line_errors(tmp_path: Path) ->
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
+def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path: Path, fake_plugin_env: dict) -> None:
     """Ctrl-C during `xfer run` stops with a checkpoint; `xfer resume` continues to the end."""
-    plugin = tmp_path / "site"
-    plugin.mkdir()
-    (plugin / "xfer_fake_ep.py").write_text("from xfer.testing import FakePlugin\nplugin = FakePlugin()\n")
-    dist = plugin / "xfer_fake_ep-0.0.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-fake-ep\nVersion: 0.0.0\n")
-    (dist / "entry_points.txt").write_text("[xfer]\nfake = xfer_fake_ep:plugin\n")
-    env = {"PYTHONPATH": str(plugin)}
+    env = fake_plugin_env
     recipe = {"method": "fake-linear", "name": "sig", "device": "cpu", "logdir": str(tmp_path / "runs"),
               "target": {"suite": "fake", "task": "reach"}, "checkpoint": {"every": 1000},
               "logging": {"tensorboard": False, "live": False}, "fake-linear": {"steps": 200000}}

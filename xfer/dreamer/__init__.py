@@ -2,16 +2,26 @@
 actor-critic in imagination, and the agent that trains and acts with both. Vid2Act, CoWorld and the
 ``dreamer`` baseline build on it through the seams documented in :mod:`xfer.dreamer.agent`.
 
-Importing this package imports torch; keep it out of import paths that must stay light (CLI startup).
+Names are imported lazily: ``from xfer.dreamer.config import DreamerConfig`` (pydantic only) stays light,
+so recipe validation and ``xfer list-plugins`` never import torch; the other names import it on first use.
 """
 
-from xfer.dreamer.agent import AgentState, DreamerAgent, OpenLoopVideo
-from xfer.dreamer.behavior import ActorCritic, Imagination, Returns, lambda_return
-from xfer.dreamer.config import PRESETS, DreamerConfig
-from xfer.dreamer.loading import LoadReport
-from xfer.dreamer.world_model import WorldModel, WorldModelOutputs
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS", "ActorCritic", "AgentState", "DreamerAgent", "DreamerConfig", "Imagination", "LoadReport",
-    "OpenLoopVideo", "Returns", "WorldModel", "WorldModelOutputs", "lambda_return",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AgentState": "agent", "DreamerAgent": "agent", "OpenLoopVideo": "agent",
+    "ActorCritic": "behavior", "Imagination": "behavior", "Returns": "behavior", "lambda_return": "behavior",
+    "PRESETS": "config", "DreamerConfig": "config", "LoadReport": "loading",
+    "WorldModel": "world_model", "WorldModelOutputs": "world_model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'xfer.dreamer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"xfer.dreamer.{_EXPORTS[name]}"), name)

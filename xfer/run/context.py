@@ -2,8 +2,10 @@
 
 The contract for a method's loop (see README, "Writing a method"):
 
-- call ``state = ctx.restore()`` first; when it returns a dict, load your models, optimisers, replay
-  counters and loop counters from it (the random streams are already restored);
+- build models, optimisers and environments first, then call ``state = ctx.restore()``: it restores the
+  random streams (python, numpy, ``ctx.rng``, torch) to the checkpoint's, so whatever randomness
+  construction consumed does not shift them; when it returns a dict, load your models, optimisers,
+  replay and loop counters from it;
 - draw all randomness from ``ctx.rng`` (numpy) and torch's global generator, and reset environments with
   seeds drawn from ``ctx.rng``; then a resumed run continues exactly as the uninterrupted one would;
 - call ``ctx.checkpoint_due(step)`` / ``ctx.save(step, state)`` periodically and
@@ -52,8 +54,14 @@ class RunContext:
 
     # ---- resume and checkpoints -------------------------------------------------------------------
     def restore(self) -> dict[str, Any] | None:
-        """The method state of the checkpoint this run resumes from (random streams already restored)."""
-        return None if self._resume is None else self._resume["method"]
+        """The method state of the checkpoint this run resumes from, or None for a fresh run.
+
+        Restores the random streams to the checkpoint's; call it after building models and environments.
+        """
+        if self._resume is None:
+            return None
+        restore_rng(self._resume["rng"], self.rng)
+        return self._resume["method"]
 
     @property
     def resumed_step(self) -> int:
@@ -71,7 +79,6 @@ class RunContext:
         return path
 
     def load_resume(self, checkpoint: dict[str, Any]) -> None:
-        restore_rng(checkpoint["rng"], self.rng)
         self._resume = checkpoint
         self._last_save = int(checkpoint["step"])
 

@@ -36,11 +36,20 @@ def new_rundir(recipe: Recipe) -> Path:
 
 
 def start_run(recipe_path: Path, overrides: Iterable[str] = (), registry: Registry | None = None,
-              stop_at: int | None = None, console: Console | None = None) -> Path:
-    """Validate the recipe, create its run directory with the resolved ``recipe.yaml``, and run it."""
+              stop_at: int | None = None, console: Console | None = None, rundir: Path | None = None) -> Path:
+    """Validate the recipe, create its run directory with the resolved ``recipe.yaml``, and run it.
+
+    ``rundir`` (used by sweeps) is an explicit, new or empty directory instead of ``logdir/name/time``.
+    """
     registry = registry or get_registry()
     recipe = load_recipe(recipe_path, registry, overrides)
-    rundir = new_rundir(recipe)
+    if rundir is None:
+        rundir = new_rundir(recipe)
+    elif rundir.exists() and any(rundir.iterdir()):
+        raise XferError(f"run directory {str(rundir)!r} is not empty",
+                        hint="use `xfer resume` to continue it")
+    else:
+        rundir.mkdir(parents=True, exist_ok=True)
     (rundir / RECIPE_FILE).write_text(dump_recipe(recipe))
     execute(recipe, rundir, registry, resume=False, stop_at=stop_at, console=console)
     return rundir

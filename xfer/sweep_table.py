@@ -1,0 +1,19 @@
+"""A rich table of a sweep's runs and their states."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from xfer.sweep import Sweep
+
+_STYLE = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
+
+
+def sweep_table(sweep: Sweep) -> Table:
+    table = Table(title=f"sweep {sweep.directory}")
+    for column in ("run", "status", "seconds", "error"):
+        table.add_column(column)
+    for run in sweep.runs:
+        style = _STYLE.get(run.status, "")
+        table.add_row(run.id, f"[{style}]{run.status}[/{style}]", f"{run.seconds:.0f}", run.error[:80])
+    return table
