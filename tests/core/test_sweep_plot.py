@@ -65,7 +65,6 @@ def test_local_sweep_with_a_failure_then_resume(tmp_path: Path, fake_plugin_env:
     assert (done_dir / "metrics.jsonl").stat().st_mtime == done_mtime
 
 
-@pytest.mark.slow
 def test_ray_sweep_on_a_local_instance(tmp_path: Path, fake_plugin_env: dict) -> None:
     pytest.importorskip("ray")
     result = xfer(["sweep", str(sweep_recipe(tmp_path)), "--grid", "seed=0,1", "--backend", "ray",
