@@ -126,7 +126,7 @@ class RunContext:
         """The directory of ``task``'s offline dataset; a ``collect:`` spec is collected once and cached."""
         from xfer.data.cache import ensure_dataset
 
-        return ensure_dataset(task, self.recipe.env_for(task), self.recipe.datadir)
+        return ensure_dataset(task, self.recipe.env_for(task), self.recipe.datadir, registry=self.registry)
 
     def set_status(self, status: str, **info: Any) -> None:
         path = self.rundir / "run.json"
