@@ -1,0 +1,250 @@
+"""Offline datasets: a directory of episode files plus ``dataset.json``, opened with a fit check.
+
+``dataset.json`` (format version 1)::
+
+    {"format": "xfer-dataset", "format_version": 1, "complete": true,
+     "suite": "metaworld", "task": "drawer-close",
+     "observation": {"image": {"shape": [64, 64, 3], "dtype": "uint8"},
+                     "state": {"shape": [39], "dtype": "float32"}},        # state only when present
+     "action": {"size": 4, "discrete": false, "encoding": "continuous", "low": -1.0, "high": 1.0},
+     "policy": "scripted", "seed": 0, "env": {...resolved EnvSettings...},
+     "episodes": 10, "steps": 5000, "length": {"min": 500, "max": 500, "mean": 500.0},
+     "return": {"mean": ..., "std": ..., "min": ..., "max": ...},
+     "success_rate": 0.9, "success_defined": true, "created": "...", "source": "collect"}
+
+Discrete actions have ``"encoding": "one-hot"`` and ``size`` = the number of actions (stored one-hot float32).
+``steps`` counts environment steps (rows minus one per episode). A dataset being collected has
+``"complete": false`` and is refused by :meth:`Dataset.open` until its collection finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xfer.data.episode import (
+    Episode,
+    atomic_save_npz,
+    check_readable,
+    episode_files,
+    load_episode,
+    parse_filename,
+)
+from xfer.errors import XferError
+
+if TYPE_CHECKING:
+    from xfer.data.replay import ReplayBuffer
+
+FORMAT = "xfer-dataset"
+FORMAT_VERSION = 1
+MANIFEST = "dataset.json"
+
+
+@dataclass(frozen=True)
+class DatasetFit:
+    """What a recipe expects of a dataset; ``None`` fields are not checked."""
+
+    suite: str | None = None
+    task: str | None = None
+    image_shape: tuple[int, ...] | None = None
+    action_size: int | None = None
+    discrete: bool | None = None
+    state_size: int | None = None
+
+
+def _shape(shape: Any) -> str:
+    return "x".join(str(n) for n in shape) if shape is not None else "none"
+
+
+@dataclass
+class Dataset:
+    """An opened dataset: its manifest and its episode files (at most ``max_episodes``, in index order)."""
+
+    path: Path
+    meta: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path | str, max_episodes: int | None = None) -> Dataset:
+        path = Path(path)
+        meta = read_manifest(path)
+        if not meta.get("complete", False):
+            raise XferError(f"dataset {path} is incomplete: its collection did not finish",
+                            hint="run the same `xfer data collect` command again to resume it")
+        files = episode_files(path)
+        if not files:
+            raise XferError(f"dataset {path} has no episode files (ep*_len*.npz)")
+        if max_episodes is not None:
+            files = files[:max_episodes]
+        return cls(path, meta, files)
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["observation"]["image"]["shape"])
+
+    @property
+    def state_size(self) -> int | None:
+        state = self.meta["observation"].get("state")
+        return int(state["shape"][0]) if state else None
+
+    @property
+    def action_size(self) -> int:
+        return int(self.meta["action"]["size"])
+
+    @property
+    def discrete(self) -> bool:
+        return bool(self.meta["action"]["discrete"])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def steps(self) -> int:
+        return sum(parse_filename(f)[1] for f in self.files)  # type: ignore[index]
+
+    def episode(self, i: int) -> Episode:
+        return load_episode(self.files[i])
+
+    def __iter__(self) -> Iterator[Episode]:
+        for path in self.files:
+            yield load_episode(path)
+
+    def check_fits(self, expected: DatasetFit) -> None:
+        """Refuse a dataset whose suite, task or spaces differ from ``expected``: one message naming the
+        dataset and, for every differing field, the expected and the found value."""
+        found: dict[str, tuple[Any, Any]] = {
+            "suite": (expected.suite, self.meta.get("suite")),
+            "task": (expected.task, self.meta.get("task")),
+            "image shape": (_opt_shape(expected.image_shape), _shape(self.image_shape)),
+            "action size": (expected.action_size, self.action_size),
+            "discrete actions": (expected.discrete, self.discrete),
+            "state size": (expected.state_size, self.state_size),
+        }
+        misfits = [f"{name}: expected {want}, found {got}" for name, (want, got) in found.items()
+                   if want is not None and want != got]
+        if misfits:
+            raise XferError(f"dataset {self.path} does not fit the recipe: " + "; ".join(misfits),
+                            hint="use a dataset collected for this task and these env settings, "
+                                 "or change the recipe's env section to match the dataset")
+
+    def replay(self, cache_bytes: int | None = None) -> ReplayBuffer:
+        """A read-only :class:`~xfer.data.replay.ReplayBuffer` over this dataset's episodes (for sampling)."""
+        from xfer.data.replay import DEFAULT_CACHE_BYTES, ReplayBuffer
+
+        return ReplayBuffer(self.path, readonly=True, max_episodes=len(self.files),
+                            cache_bytes=cache_bytes or DEFAULT_CACHE_BYTES)
+
+    def verify(self) -> list[tuple[Path, str]]:
+        """Every episode file that fails its integrity check, with the problem."""
+        problems = [(path, check_readable(path)) for path in self.files]
+        return [(path, problem) for path, problem in problems if problem is not None]
+
+
+def _opt_shape(shape: tuple[int, ...] | None) -> str | None:
+    return None if shape is None else _shape(shape)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Read and check ``dataset.json``: present, valid JSON, xfer's format, a version this xfer reads."""
+    manifest = path / MANIFEST
+    if not path.is_dir():
+        raise XferError(f"dataset {path} does not exist or is not a directory")
+    if not manifest.exists():
+        raise XferError(f"dataset {path} has no {MANIFEST}: not an xfer dataset",
+                        hint="make one with `xfer data collect` or `xfer data import`")
+    try:
+        meta = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise XferError(f"dataset {path}: {MANIFEST} is not valid JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise XferError(f"dataset {path}: {MANIFEST} field 'format': expected {FORMAT!r}, "
+                        f"found {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise XferError(f"dataset {path}: {MANIFEST} field 'format_version': expected at most "
+                        f"{FORMAT_VERSION}, found {version}", hint="upgrade xfer to read this dataset")
+    return meta
+
+
+def write_manifest(path: Path, meta: dict[str, Any]) -> None:
+    """Write ``dataset.json`` atomically."""
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path / MANIFEST)
+
+
+def spaces_from_episode(episode: Episode, discrete: bool) -> dict[str, Any]:
+    """The ``observation`` and ``action`` entries of a manifest, read off one episode."""
+    observation: dict[str, Any] = {"image": {"shape": list(episode["image"].shape[1:]), "dtype": "uint8"}}
+    if "state" in episode:
+        observation["state"] = {"shape": list(episode["state"].shape[1:]), "dtype": "float32"}
+    action: dict[str, Any] = {"size": int(episode["action"].shape[1]), "discrete": discrete,
+                              "encoding": "one-hot" if discrete else "continuous"}
+    if not discrete:
+        action.update(low=-1.0, high=1.0)
+    return {"observation": observation, "action": action}
+
+
+def statistics(path: Path) -> dict[str, Any]:
+    """Counts, lengths, return and success statistics of every episode file in ``path``.
+
+    Reads only ``reward`` and ``success`` of each file (members of an ``.npz`` load independently)."""
+    returns, successes, lengths = [], [], []
+    for file in episode_files(path):
+        data = load_episode(file, keys=["reward", "success"])
+        returns.append(float(np.sum(data["reward"], dtype=np.float64)))
+        successes.append(bool(np.any(data["success"])))
+        lengths.append(len(data["reward"]) - 1)
+    if not lengths:
+        return {"episodes": 0, "steps": 0}
+    ret = np.asarray(returns)
+    return {
+        "episodes": len(lengths),
+        "steps": int(sum(lengths)),
+        "length": {"min": min(lengths), "max": max(lengths), "mean": float(np.mean(lengths))},
+        "return": {"mean": float(ret.mean()), "std": float(ret.std()), "min": float(ret.min()),
+                   "max": float(ret.max())},
+        "success_rate": float(np.mean(successes)),
+    }
+
+
+def finalize_dataset(path: Path, **fields: Any) -> dict[str, Any]:
+    """Write a complete ``dataset.json`` for the episodes in ``path``: spaces from the first episode,
+    statistics from all, plus ``fields`` (suite, task, policy, seed, env, success_defined, source, ...)."""
+    files = episode_files(path)
+    if not files:
+        raise XferError(f"dataset {path} has no episode files to describe")
+    discrete = bool(fields.pop("discrete", False))
+    meta: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "complete": True}
+    meta.update({"suite": fields.pop("suite", None), "task": fields.pop("task", None)})
+    meta.update(spaces_from_episode(load_episode(files[0]), discrete))
+    meta.update(fields)
+    meta.update(statistics(path))
+    meta["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write_manifest(path, meta)
+    return meta
+
+
+def copy_episode(source: Path, directory: Path, index: int | None = None) -> Path:
+    """Copy an episode file into ``directory`` atomically, renumbered to ``index`` if given."""
+    parsed = parse_filename(source)
+    if parsed is None:
+        raise XferError(f"{source} is not an episode file name (ep*_len*.npz)")
+    name = source.name if index is None else f"ep{index:06d}_len{parsed[1]}.npz"
+    episode = load_episode(source)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / name
+    atomic_save_npz(target, episode)
+    return target
