@@ -129,7 +129,18 @@ def _inputs(game: GameHistory, t: int, cfg: EfficientZeroConfig,
 def make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
                source: TargetSource, rng: np.random.Generator, device: str | torch.device = "cpu",
                chunk: int = 256) -> TrainBatch:
-    """Inputs and targets for the sampled positions, with values / policies from ``source.net``."""
+    """Inputs and targets for the sampled positions; values and policies from ``source.net`` in eval mode."""
+    was_training = source.net.training
+    source.net.eval()
+    try:
+        return _make_batch(replay, positions, cfg, source, rng, torch.device(device), chunk)
+    finally:
+        source.net.train(was_training)
+
+
+def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
+                source: TargetSource, rng: np.random.Generator, device: torch.device,
+                chunk: int) -> TrainBatch:
     K, n_actions = cfg.unroll_steps, cfg.n_actions
     games = [replay.game(int(g)) for g in positions.game_ids]
     steps = positions.steps.astype(np.int64)
