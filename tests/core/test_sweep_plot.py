@@ -110,7 +110,8 @@ def test_mean_band_on_known_curves() -> None:
 
 def test_plot_writes_a_non_blank_png(tmp_path: Path) -> None:
     synthetic_runs(tmp_path / "runs")
-    out = plot_curves(find_runs([tmp_path / "runs"]), "eval/return", "env_steps", "method", tmp_path / "c.png")
+    runs = find_runs([tmp_path / "runs"])
+    out = plot_curves(runs, "eval/return", "env_steps", "method", tmp_path / "c.png")
     weights = plot_curves(find_runs([tmp_path / "runs"]), "vid2act/weight/*", "env_steps", "method",
                           tmp_path / "w.png")
     import matplotlib.image as mpimg

@@ -1,4 +1,4 @@
-"""A small base class for the simulator suites: dict observation, action repeat with one render per agent step.
+"""Base class for the simulator suites: dict observation, action repeat with one render per agent step.
 
 Rendering dominates the cost of a pixel environment, so the action repeat lives here rather than in a
 generic wrapper: the simulator steps ``action_repeat`` times and the camera renders once. Environments
@@ -8,18 +8,24 @@ own :class:`~xfer.envs.wrappers.ActionRepeat`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from xfer.envs.settings import EnvSettings
+from xfer.errors import XferError
 
 Obs = dict[str, np.ndarray]
 HANDLES = "xfer.handles"  # metadata key: the settings this environment already applies itself
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 class SimEnv(gymnasium.Env[Obs, np.ndarray]):
-    """Continuous-control environment with observation ``{"image": uint8 H×W×3, "state": float32 (opt.)}``.
+    """Continuous-control environment with observation ``{"image": uint8 H×W×3, "state": float32}``; either
+    may be switched off (``settings.pixels``, ``settings.state``), not both.
 
     Subclasses implement the four ``_``-hooks. The environment is seeded at construction (``seed``), so
     the first ``reset()`` without a seed is reproducible; ``reset(seed=s)`` reseeds.
@@ -31,10 +37,13 @@ class SimEnv(gymnasium.Env[Obs, np.ndarray]):
     render_mode = "rgb_array"
 
     def __init__(self, *, action_size: int, image_size: int, state_size: int, include_state: bool,
-                 action_repeat: int, seed: int) -> None:
+                 action_repeat: int, seed: int, include_image: bool = True) -> None:
+        if not (include_image or include_state):
+            raise XferError("an environment without pixels (pixels: false) needs the state (state: true)")
         self.action_space = spaces.Box(-1.0, 1.0, (action_size,), np.float32)
-        obs_spaces: dict[str, spaces.Space[Any]] = {
-            "image": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)}
+        obs_spaces: dict[str, spaces.Space[Any]] = {}
+        if include_image:
+            obs_spaces["image"] = spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         if include_state:
             obs_spaces["state"] = spaces.Box(-np.inf, np.inf, (state_size,), np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
@@ -87,7 +96,23 @@ class SimEnv(gymnasium.Env[Obs, np.ndarray]):
         return self._render_image()
 
     def _observe(self) -> Obs:
-        obs = {"image": self._render_image()}
+        obs = {"image": self._render_image()} if "image" in self.observation_space.spaces else {}
         if "state" in self.observation_space.spaces:
             obs["state"] = self.current_state()
         return obs
+
+
+def suite_options(model: type[OptionsT], settings: EnvSettings, suite: str) -> OptionsT:
+    """Validate ``settings.options`` against a suite's pydantic model (``extra="forbid"``), naming the key."""
+    try:
+        return model.model_validate(settings.options)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in err.errors())
+        raise XferError(f"suite {suite!r}: invalid env options: {problems}",
+                        hint=f"known options: {', '.join(model.model_fields) or 'none'}") from err
+
+
+class NoOptions(BaseModel):
+    """The options of a suite that takes none."""
+
+    model_config = ConfigDict(extra="forbid")

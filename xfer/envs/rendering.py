@@ -1,29 +1,38 @@
 """Offscreen MuJoCo rendering with a quality switch, shared by the MuJoCo suites (Meta-World, DMC, RoboDesk).
 
-MuJoCo's defaults (2048² shadow maps, 4× multisampling, floor reflections) make a 64×64 frame 5-10× slower
-on a CPU renderer. ``render_quality="fast"`` turns those three off; measured on walker-walk at 64×64 (Mesa
-llvmpipe through EGL, one core): default 72 frames/s, shadows off 140, multisampling off 104, both off
-509, and reflections off too 820. The skybox stays on: turning it off changes the picture, not just its
-finish. Shadow-map size and multisampling are read when the GL context is made, so they must be set on the
-model *before the first render*; :class:`Camera` does that.
+MuJoCo's defaults (2048² shadow maps, 4× multisampling, reflections) make small frames 5-15× slower on a
+CPU renderer. ``render_quality="fast"`` (the default) turns those three off. Measured on this project's
+2-core machine (Mesa llvmpipe through EGL), frames/s default → shadows off → multisampling off → both off:
+walker-walk 64×64 25 → 76 → 44 → 226; Meta-World door-open 64×64 5 → 23 → 7 → 53; RoboDesk 120×120
+1 → 5 → 2 → 18. Reflections off on top: walker 193 → 469, RoboDesk 12 → 22, for < 0.4 grey levels of
+change. The skybox stays on: turning it off changes the picture, not just its finish.
 
-Headless machines: unless ``MUJOCO_GL`` is set, Linux without a display defaults to ``egl`` (Mesa's
-``libegl1``/``libegl-mesa0``/``libgl1-mesa-dri``). MuJoCo reads the variable when it is first imported,
-which is why the suite modules import this module before any simulator.
+Fast frames are not the default frames made cheaper: MuJoCo adds each shadow-casting light in its own
+pass, so without shadows the picture is darker (mean change: DMC and Meta-World ~6 grey levels, RoboDesk
+with three shadow lights ~25). Keep one quality per dataset and agent.
+
+Shadow-map size and multisampling are read when the GL context is made, so they must be set on the
+model *before the first render*; :class:`Camera` does that. Headless machines: see :mod:`xfer.envs.gl`.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
-import sys
+import weakref
 from typing import Literal
 
-import numpy as np
+from xfer.envs.gl import use_headless_default
 
-if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-    os.environ.setdefault("MUJOCO_GL", "egl")
+use_headless_default()
 
 import mujoco  # noqa: E402  (after the MUJOCO_GL default)
+import numpy as np  # noqa: E402
+
+from xfer.errors import XferError  # noqa: E402
+
+_OPEN: weakref.WeakSet[Camera] = weakref.WeakSet()
+_HOOKED = False
 
 Quality = Literal["fast", "default"]
 QUALITIES: tuple[str, ...] = ("fast", "default")
@@ -64,7 +73,8 @@ class Camera:
 
     def render(self) -> np.ndarray:
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            self._renderer = _make_renderer(self.model, self.width, self.height)
+            _close_at_exit(self)
             if self.quality == "fast":
                 self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         self._renderer.update_scene(self.data, camera=self.camera)
@@ -74,3 +84,30 @@ class Camera:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+def _make_renderer(model: mujoco.MjModel, width: int, height: int) -> mujoco.Renderer:
+    try:
+        return mujoco.Renderer(model, height, width)
+    except Exception as err:
+        backend = os.environ.get("MUJOCO_GL", "(unset: glfw)")
+        raise XferError(
+            f"MuJoCo cannot render offscreen with MUJOCO_GL={backend}: {err}",
+            hint="on a machine without a display set MUJOCO_GL=egl before starting (apt packages libegl1 "
+                 "libegl-mesa0 libgl1-mesa-dri), or MUJOCO_GL=osmesa (libosmesa6); xfer sets egl itself "
+                 "only when nothing imported mujoco before it") from err
+
+
+def _close_at_exit(camera: Camera) -> None:
+    """Free the GL contexts of environments nobody closed before MuJoCo's exit hook tears EGL down. That
+    hook is registered with the first GL context, so ours, registered after it, runs before it."""
+    global _HOOKED
+    if not _HOOKED:
+        atexit.register(_close_open_cameras)
+        _HOOKED = True
+    _OPEN.add(camera)
+
+
+def _close_open_cameras() -> None:
+    for camera in list(_OPEN):
+        camera.close()

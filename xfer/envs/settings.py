@@ -17,8 +17,9 @@ class EnvSettings(BaseModel):
     time_limit: int | None = Field(None, ge=1, description="episode length in simulator steps")
     camera: str | int | None = Field(None, description="camera name or id")
     render_quality: Literal["fast", "default"] = Field(
-        "fast", description="fast: MuJoCo shadows and multisampling off (5-8x faster on a CPU)")
+        "fast", description="fast: MuJoCo shadows, multisampling and reflections off (5-15x faster on a CPU)")
     state: bool = Field(False, description="add the simulator's state vector as observation 'state'")
+    pixels: bool = Field(True, description="render observation 'image'; false = no rendering (needs state)")
     pad_action_to: int | None = Field(None, ge=1, description="pad actions with zeros to this size")
     workers: int = Field(1, ge=1, description="parallel environment worker processes")
     options: dict[str, Any] = Field(default_factory=dict, description="suite-specific options")
