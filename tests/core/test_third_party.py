@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ PKG = Path(__file__).parents[1] / "plugin_pkg"
 
 
 def test_pip_installed_plugin_lists_and_runs(tmp_path: Path) -> None:
-    target = tmp_path / "site"
+    source, target = tmp_path / "xfer-hello", tmp_path / "site"
+    shutil.copytree(PKG, source)  # the build leaves build/ and *.egg-info next to the sources: not in the repo
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(PKG)], check=True, timeout=300, cwd=tmp_path)
+                    "--target", str(target), str(source)], check=True, timeout=300, cwd=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}
     listing = subprocess.run([sys.executable, "-m", "xfer.cli", "list-plugins", "--json"], env=env,
                              capture_output=True, text=True, timeout=60)
