@@ -44,15 +44,15 @@ class MetricLogger:
             self._tb.add_image(tag, image, step, dataformats="HWC")
 
     def video(self, tag: str, frames: np.ndarray, step: int, fps: int = 16) -> None:
-        """``frames`` is uint8 [T, H, W, C]."""
-        if self._tb is not None:
-            try:
-                import torch
+        """``frames`` is uint8 [T, H, W, C]. TensorBoard videos need moviepy; without it the mp4 written
+        into the run directory is the record, and nothing is printed."""
+        import importlib.util
 
-                tensor = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
-                self._tb.add_video(tag, tensor, step, fps=fps)
-            except ImportError:  # TensorBoard videos need moviepy; the mp4 in the run dir is the record
-                pass
+        if self._tb is not None and importlib.util.find_spec("moviepy") is not None:
+            import torch
+
+            tensor = torch.from_numpy(frames).permute(0, 3, 1, 2)[None]
+            self._tb.add_video(tag, tensor, step, fps=fps)
 
     def flush(self) -> None:
         self._file.flush()
