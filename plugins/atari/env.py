@@ -105,8 +105,9 @@ class AtariObs(gymnasium.Wrapper):
         self._pending_seed: int | None = seed
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        if seed is None:
-            seed, self._pending_seed = self._pending_seed, None
+        # The construction seed applies to the first reset only, whether or not that reset names a seed:
+        # a stale one would turn a later unseeded reset (continuing after a lost life) into a full reset.
+        seed, self._pending_seed = (self._pending_seed if seed is None else seed), None
         frame, info = self.env.reset(seed=seed, options=options)
         for _ in range(self.frames.maxlen or 1):
             self.frames.append(frame)

@@ -120,7 +120,8 @@ class RunContext:
         settings = self.recipe.env_for(task)
         if n == 1 and settings.workers == 1:
             return make_env(task.suite, task.task, settings, seed, registry=self.registry)
-        return make_vector_env(task.suite, task.task, settings, seed, max(n, settings.workers))
+        return make_vector_env(task.suite, task.task, settings, seed, max(n, settings.workers),
+                               registry=self.registry)
 
     def dataset(self, task: TaskSpec) -> Path:
         """The directory of ``task``'s offline dataset; a ``collect:`` spec is collected once and cached."""
