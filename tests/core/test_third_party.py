@@ -16,7 +16,7 @@ PKG = Path(__file__).parents[1] / "plugin_pkg"
 
 def test_pip_installed_plugin_lists_and_runs(tmp_path: Path) -> None:
     source, target = tmp_path / "xfer-hello", tmp_path / "site"
-    shutil.copytree(PKG, source)  # the build leaves build/ and *.egg-info next to the sources: not in the repo
+    shutil.copytree(PKG, source)  # building leaves build/ and *.egg-info beside the sources: not in the repo
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(source)], check=True, timeout=300, cwd=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}

@@ -1,0 +1,45 @@
+"""The dreamer baseline learns: DMC cartpole-balance from the state vector (slow; run with ``-m slow``).
+
+Runs ``recipes/dreamer_cartpole_state.yaml`` as it is and compares its final greedy evaluation with a
+uniformly random policy's return, measured here on the same environment (BENCHMARKS.md: about 300).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xfer.envs.make import make_env
+from xfer.envs.settings import EnvSettings
+from xfer.run.evaluate import run_episodes
+from xfer.run.logger import read_metrics
+from xfer.run.runner import start_run
+
+RECIPE = Path(__file__).parents[2] / "recipes" / "dreamer_cartpole_state.yaml"
+
+
+class RandomAgent:
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: dict[str, np.ndarray], state: None, explore: bool) -> tuple[np.ndarray, None]:
+        return self.rng.uniform(-1, 1, (1, 1)).astype(np.float32), None
+
+
+@pytest.mark.slow
+def test_cartpole_balance_from_state_beats_random_clearly(tmp_path: Path) -> None:
+    env = make_env("dmc", "cartpole-balance", EnvSettings(state=True, action_repeat=2), seed=0)
+    random_result, _ = run_episodes(RandomAgent(0), env, episodes=5, seed=1000)
+    env.close()
+    start = time.monotonic()
+    rundir = start_run(RECIPE, overrides=[f"logdir={tmp_path}", "logging.live=false"])
+    minutes = (time.monotonic() - start) / 60
+    evals = [row for row in read_metrics(rundir / "metrics.jsonl") if "eval/return" in row]
+    curve = ", ".join(f"{row['env_steps']}: {row['eval/return']:.0f}" for row in evals)
+    print(f"random {random_result['eval/return']:.0f} ± {random_result['eval/return_std']:.0f}; "
+          f"dreamer (env steps: return) {curve}; {minutes:.1f} min")
+    final = evals[-1]
+    assert final["eval/return"] > random_result["eval/return"] + 3 * random_result["eval/return_std"] + 150
