@@ -1,0 +1,119 @@
+"""XTRA Stage 2, concurrent cross-task finetuning (Xu et al. 2023, Sec. 3.2, Eq. 1-2, Appendix B, D).
+
+Each update takes a target batch of B positions from the online replay and, unless the "w.o. cross-task"
+ablation is on, B/n positions from each of the n offline games' datasets (Appendix D: 1:1 target to
+offline). Targets of both are reanalysed by the learner's target network (the authors' released
+finetuning code reanalyses the offline data with the current model too). The loss is Eq. 1,
+
+    L^adapt = L^ez(M) + sum_i eta_i L^ez(M_i),
+
+with L^ez EfficientZero's loss (App. A, Eq. 3: 0.25 value, 1 policy, 1 reward, 2 consistency; the
+policy softmax restricted to each game's legal actions) and eta_i from :mod:`.task_weights` (Eq. 2,
+App. B): on counting steps the flat gradients of L^ez(M) and of each L^ez(M_i) over all trainable
+parameters are compared by cosine. ``loss_normalisation: code`` uses the authors' code instead: the mean
+over the joint batch, (B L_t + sum eta_i B_i L_i) / (B + sum B_i).
+
+Deviation from the authors' code: each task's batch goes through the network in its own forward pass
+(``Learner.losses`` per task), so batch-norm statistics are per task, where their code concatenates all
+batches into one forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+from xfer_plugins.xtra.config import FinetuneSettings
+from xfer_plugins.xtra.offline import load_priorities, priorities_state
+from xfer_plugins.xtra.pretrain import OfflineGame
+from xfer_plugins.xtra.task_weights import TaskWeightSchedule, cosine_similarities
+
+from xfer.muzero.learner import Learner, Losses, weighted_total
+from xfer.muzero.replay import PrioritizedReplay
+from xfer.muzero.targets import TargetSource, TrainBatch, make_batch
+from xfer.run.context import RunContext
+
+
+def freeze_representation(learner: Learner) -> None:
+    """Keep the representation h fixed (Fig. 7b ablation): no gradients, and batch norm in eval mode
+    even while the learner puts the rest of the network in training mode."""
+    rep = learner.net.representation
+    rep.requires_grad_(False)
+
+    def stay_eval(mode: bool = True) -> nn.Module:
+        return nn.Module.train(rep, False)
+
+    rep.train = stay_eval  # type: ignore[method-assign]
+    rep.train(False)
+
+
+def reset_priorities(replay: PrioritizedReplay) -> None:
+    """Fresh, equal priorities (Stage 2 starts its own prioritised sampling of the offline data)."""
+    replay.priorities = [np.ones_like(p) for p in replay.priorities]
+    replay.max_priority = 1.0
+
+
+class CrossTaskUpdate:
+    """The Eq. 1 update, called once per training step by :class:`xfer.muzero.loop.OnlineLoop`."""
+
+    def __init__(self, ctx: RunContext, learner: Learner, target: PrioritizedReplay, games: list[OfflineGame],
+                 settings: FinetuneSettings) -> None:
+        self.ctx, self.learner, self.target, self.settings = ctx, learner, target, settings
+        self.games = games if settings.cross_task else []
+        tw = settings.task_weights
+        self.schedule = TaskWeightSchedule(len(self.games), tw.cycle, tw.count_steps, tw.threshold, tw.warmup,
+                                           tw.enabled)
+        total = settings.offline_batch_size or learner.cfg.batch_size
+        self.offline_batch = max(1, total // max(1, len(self.games)))
+        self.updates = 0
+
+    def _batch(self, replay: PrioritizedReplay, size: int) -> TrainBatch:
+        learner, rng = self.learner, self.ctx.rng
+        positions = replay.sample(size, rng, replay.beta(learner.train_step))
+        source = TargetSource(learner.target_net)
+        return make_batch(replay, positions, learner.cfg, source, rng, learner.device)
+
+    def weights(self) -> list[float]:
+        """Loss weights of [target, offline games...] for Eq. 1 (or the code's joint-batch mean)."""
+        eta = [float(e) for e in self.schedule.weights]
+        if self.settings.loss_normalisation == "paper":
+            return [1.0, *eta]
+        b_t, b_o = self.learner.cfg.batch_size, self.offline_batch
+        joint = b_t + b_o * len(self.games)
+        return [b_t / joint, *(e * b_o / joint for e in eta)]
+
+    def __call__(self) -> dict[str, float]:
+        learner, step = self.learner, self.updates
+        batches = [self._batch(self.target, learner.cfg.batch_size)]
+        batches += [self._batch(g.replay, self.offline_batch) for g in self.games]
+        losses: list[Losses] = [learner.losses(b) for b in batches]
+        stats: dict[str, float] = {}
+        if self.schedule.counting(step):
+            target_grad = learner.task_gradient(losses[0].total)
+            task_grads = [learner.task_gradient(loss.total) for loss in losses[1:]]
+            sims = cosine_similarities(target_grad, task_grads)
+            self.schedule.observe(step, sims)
+            stats.update({f"xtra/cos/{g.name}": float(c) for g, c in zip(self.games, sims, strict=True)})
+        total = weighted_total(losses, self.weights())
+        stats.update(learner.step(total))
+        replays = [self.target] + [g.replay for g in self.games]
+        for replay, batch, loss in zip(replays, batches, losses, strict=True):
+            replay.update_priorities(batch.game_ids, batch.steps, loss.priorities)
+        self.updates += 1
+        stats.update(losses[0].as_dict())  # the target task's terms
+        stats["target_total"], stats["total"] = stats["total"], float(total.detach())
+        for game, loss, eta in zip(self.games, losses[1:], self.schedule.weights, strict=True):
+            stats[f"xtra/eta/{game.name}"] = float(eta)
+            stats[f"xtra/offline/{game.name}/total"] = loss.as_dict()["total"]
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"stage": "finetune", "schedule": self.schedule.state_dict(), "updates": self.updates,
+                "offline": [priorities_state(g.replay) for g in self.games]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.schedule.load_state_dict(state["schedule"])
+        self.updates = int(state["updates"])
+        for game, prio in zip(self.games, state["offline"], strict=True):
+            load_priorities(game.replay, prio)

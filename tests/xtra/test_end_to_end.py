@@ -1,0 +1,126 @@
+"""End to end on real ALE games with tiny networks: pretrain teachers → distil → finetune → evaluate,
+exact resume across both stages, and the ``efficientzero`` baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from rich.console import Console
+
+from xfer.run.checkpoint import Checkpointer
+from xfer.run.evaluate import evaluate_run
+from xfer.run.logger import read_metrics
+from xfer.run.runner import resume_run, start_run
+
+pytest.importorskip("ale_py")
+
+MODEL = {"preset": "tiny", "image_channels": 1, "min_replay_size": 16, "training_steps": 8, "batch_size": 4,
+         "num_simulations": 2, "channels": 4, "reduced_channels": 2}
+SELFPLAY = {"env_steps": 24, "num_envs": 2, "eval_envs": 1, "segment_length": 8}
+
+
+def _recipe(tmp_path: Path, method: str, name: str, section: dict[str, Any], sources: bool = False) -> Path:
+    recipe: dict[str, Any] = {
+        "method": method, "name": name, "device": "cpu", "seed": 1, "logdir": str(tmp_path / "runs"),
+        "datadir": str(tmp_path / "data"), "target": {"suite": "atari", "task": "demon-attack"},
+        "env": {"image_size": 32, "time_limit": 160},
+        "eval": {"every": 1000, "episodes": 1, "video": method == "efficientzero"},
+        "checkpoint": {"every": 5}, "perf": {"threads": 1},
+        "logging": {"every": 4, "tensorboard": False, "live": False},
+        method: section,
+    }
+    if sources:
+        recipe["sources"] = [{"suite": "atari", "task": game, "dataset": {"collect": {"policy": "random",
+                                                                                     "episodes": 1}}}
+                             for game in ("carnival", "phoenix")]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _final(rundir: Path) -> dict[str, Any]:
+    found = Checkpointer(rundir / "checkpoints").load_latest()
+    assert found is not None
+    return found[1]["method"]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+XTRA = {"model": MODEL, "selfplay": SELFPLAY, "finetune": {"task_weights": {"cycle": 2, "count_steps": 2,
+                                                                           "warmup": 0}},
+        "stage1": {"teacher_steps": 2, "distill_steps": 2, "log_every": 1}}
+
+
+def test_xtra_pretrain_distil_finetune_evaluate(tmp_path: Path, registry) -> None:
+    full = start_run(_recipe(tmp_path, "xtra", "xtra", XTRA, sources=True), registry=registry)
+    assert json.loads((full / "run.json").read_text())["status"] == "done"
+    rows = read_metrics(full / "metrics.jsonl")
+    keys = set().union(*rows)
+    assert {"xtra/teacher/carnival/total", "xtra/teacher/phoenix/total", "xtra/student/total"} <= keys
+    assert {"xtra/eta/carnival", "xtra/eta/phoenix", "xtra/cos/phoenix", "eval/return"} <= keys
+    zero_shot = [r for r in rows if r.get("env_steps") == 0 and "eval/return" in r]
+    assert len(zero_shot) == 1 and zero_shot[0]["step"] == 2 * 2 + 2  # the student, before finetuning
+    result = evaluate_run(full, episodes=1, video=None, explore=False, seed=0, device="cpu",
+                          console=Console(quiet=True))
+    assert np.isfinite(result["eval/return"])
+
+
+def test_xtra_resume_is_exact_across_stages(tmp_path: Path, registry) -> None:
+    """Stop inside teacher 2, inside distillation and inside Stage 2, then finish: identical to a run
+    without interruptions."""
+    path = _recipe(tmp_path, "xtra", "xtra", XTRA, sources=True)
+    full = start_run(path, registry=registry)
+    part = start_run(path, registry=registry, stop_at=3)
+    for stop in (5, 6 + 12):
+        resume_run(part, registry=registry, stop_at=stop)
+    resume_run(part, registry=registry)
+    assert _same(_final(full), _final(part))
+    assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
+
+
+def test_xtra_stage2_from_a_pretrained_student_without_cross_task(tmp_path: Path, registry) -> None:
+    pre = start_run(_recipe(tmp_path, "xtra", "pre", {**XTRA, "pretrain_only": True}, sources=True),
+                    registry=registry)
+    student = _final(pre)["student"]
+    section = {**XTRA, "pretrained": str(pre), "finetune": {"cross_task": False}, "zero_shot_eval": False}
+    run = start_run(_recipe(tmp_path, "xtra", "plain-finetune", section), registry=registry)
+    rows = read_metrics(run / "metrics.jsonl")
+    assert not any(k.startswith("xtra/") for r in rows for k in r)  # no offline games, no task weights
+    assert rows[0]["step"] > 0 and _final(run)["counters"][0] == SELFPLAY["env_steps"]
+    assert not _same(student["net"], _final(run)["learner"]["net"])  # finetuned from the student
+
+
+def test_efficientzero_runs_end_to_end(tmp_path: Path, registry) -> None:
+    section = {"model": MODEL, "selfplay": SELFPLAY, "eval_at_start": True}
+    rundir = start_run(_recipe(tmp_path, "efficientzero", "ez", section), registry=registry)
+    rows = read_metrics(rundir / "metrics.jsonl")
+    assert [r["env_steps"] for r in rows if "eval/return" in r] == [0, 24]
+    assert any("train/total" in r for r in rows)
+    assert _final(rundir)["learner"]["train_step"] == MODEL["training_steps"]
+    assert (rundir / "eval.mp4").stat().st_size > 0
+    result = evaluate_run(rundir, episodes=1, video=None, explore=False, seed=0, device="cpu",
+                          console=Console(quiet=True))
+    assert np.isfinite(result["eval/return"])
+
+
+def test_efficientzero_resume_is_exact(tmp_path: Path, registry) -> None:
+    path = _recipe(tmp_path, "efficientzero", "ez", {"model": MODEL, "selfplay": SELFPLAY})
+    full = start_run(path, registry=registry)
+    part = start_run(path, registry=registry, stop_at=12)
+    resume_run(part, registry=registry)
+    assert _same(_final(full), _final(part))
+    assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")

@@ -1,0 +1,86 @@
+"""Stage 2 (Eq. 1): what each ablation switch changes in the update."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from xfer_plugins.xtra.config import FinetuneSettings, TaskWeightSettings, XtraConfig
+from xfer_plugins.xtra.finetune import CrossTaskUpdate, freeze_representation
+
+
+@pytest.fixture
+def make_update(fake_ctx, learner_factory, games, cfg, make_game):
+    def make(**settings):
+        return _update(fake_ctx, learner_factory, games, cfg, make_game, **settings)
+
+    return make
+
+
+def _update(ctx, learner_factory, games, cfg, make_game, **settings):
+    target = make_game("target", [0, 1, 2], 9, 0, cfg).replay
+    weights = settings.pop("task_weights", TaskWeightSettings(cycle=4, count_steps=2, warmup=2))
+    return CrossTaskUpdate(ctx, learner_factory(0), target, games, FinetuneSettings(task_weights=weights,
+                                                                                   **settings))
+
+
+def test_cross_task_update_follows_the_schedule(make_update, cfg) -> None:
+    update = make_update()
+    assert update.offline_batch == cfg.batch_size // 2  # B/n from each offline game (Appendix D)
+    logged = [update() for _ in range(8)]
+    for step, stats in enumerate(logged):
+        counting = step >= 2 and step % 4 < 2
+        assert ("xtra/cos/shooter" in stats) == counting
+        assert {"xtra/eta/shooter", "xtra/eta/maze", "xtra/offline/maze/total"} <= set(stats)
+    assert [s["xtra/eta/maze"] for s in logged[:5]] == [1.0] * 5  # warm-up and first window: eta = 1
+    sims = [logged[4]["xtra/cos/maze"], logged[5]["xtra/cos/maze"]]
+    assert logged[5]["xtra/eta/maze"] == pytest.approx(sum(c > 0.1 for c in sims) / 2)
+
+
+def test_without_cross_task_only_the_target_is_trained(make_update, cfg) -> None:
+    update = make_update(cross_task=False)
+    assert update.games == [] and update.weights() == [1.0]
+    stats = update()
+    assert not any(k.startswith("xtra/") for k in stats)
+    assert stats["total"] == pytest.approx(stats["target_total"])
+
+
+def test_without_task_weights_eta_stays_one(make_update, cfg) -> None:
+    update = make_update(task_weights=TaskWeightSettings(enabled=False, cycle=4, count_steps=2, warmup=0))
+    for _ in range(6):
+        stats = update()
+        assert "xtra/cos/maze" not in stats and stats["xtra/eta/maze"] == 1.0
+
+
+def test_loss_normalisation_paper_and_code(make_update, cfg) -> None:
+    paper = make_update()
+    assert paper.weights() == [1.0, 1.0, 1.0]  # Eq. 1: L_t + sum eta_i L_i
+    code = make_update(loss_normalisation="code")
+    b, bo = cfg.batch_size, cfg.batch_size // 2
+    assert code.weights() == pytest.approx([b / (b + 2 * bo), bo / (b + 2 * bo), bo / (b + 2 * bo)])
+
+
+def test_frozen_representation_stays_fixed(make_update, cfg) -> None:
+    update = make_update()
+    freeze_representation(update.learner)
+    net = update.learner.net
+    rep = {k: v.clone() for k, v in net.representation.state_dict().items()}
+    rest = [p.clone() for p in net.dynamics_net.parameters()]
+    for _ in range(3):
+        update()
+    assert all(torch.equal(rep[k], v) for k, v in net.representation.state_dict().items())  # incl. BN stats
+    assert any(not torch.equal(a, b) for a, b in zip(rest, net.dynamics_net.parameters(), strict=True))
+    assert not net.representation.training and net.prediction.training
+
+
+def test_config_defaults_are_the_papers() -> None:
+    cfg = XtraConfig()
+    assert cfg.model.repr_blocks == 4  # EfficientZero-L (Sec. 4, App. H)
+    assert (cfg.model.value_loss_coeff, cfg.model.policy_loss_coeff, cfg.model.reward_loss_coeff,
+            cfg.model.consistency_coeff) == (0.25, 1.0, 1.0, 2.0)
+    assert (cfg.model.lr, cfg.model.momentum, cfg.model.weight_decay) == (0.2, 0.9, 1e-4)
+    assert cfg.selfplay.env_steps == 100_000 and cfg.finetune.cross_task and cfg.pretrain
+    assert not cfg.finetune.freeze_representation and cfg.finetune.task_weights.enabled
+    with pytest.raises(ValueError):
+        XtraConfig.model_validate({"finetune": {"crosstask": False}})
+    np.testing.assert_equal(cfg.finetune.offline_batch_size, None)

@@ -1,0 +1,303 @@
+"""The online EfficientZero loop shared by the ``efficientzero`` and ``xtra`` methods.
+
+- :class:`~xfer.muzero.agent.SelfPlay`: environments of one task searched by one batched MCTS.
+- :class:`OnlineLoop`: self-play, prioritised replay, training updates spread evenly over the agent steps
+  (``training_steps`` updates in total, starting once the replay holds ``min_replay_size`` transitions,
+  as EZ code throttles its actors against the learner), an acting network refreshed every 100 updates
+  (Table 4), batched evaluation on whole games with the game's reward, checkpoints.
+- :func:`efficientzero_update`: one EfficientZero update on a reanalysed batch (targets from the target
+  network, Table 4's reanalyse ratio 1).
+
+Exact resume (see :mod:`xfer.run.context`): a checkpoint holds the learner, the acting network, the
+replay (on disk, ``replay-<step>/`` next to the checkpoints, kept as long as its checkpoint), and the
+self-play state (see :meth:`xfer.muzero.agent.SelfPlay.restore`).
+
+This module imports only numpy and pydantic at import time, so method configs can use
+:class:`SelfPlaySettings` without importing torch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from xfer.muzero.agent import MuZeroAgent
+    from xfer.muzero.config import EfficientZeroConfig
+    from xfer.muzero.learner import Learner
+    from xfer.muzero.replay import PrioritizedReplay
+    from xfer.recipe import TaskSpec
+    from xfer.run.context import RunContext
+
+
+class SelfPlaySettings(BaseModel):
+    """Online interaction with the target task (Atari100k: 100k agent steps, XTRA Table 4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env_steps: int = Field(100_000, ge=1, description="agent steps on the task (400k frames at skip 4)")
+    num_envs: int = Field(4, ge=1, description="environments searched together in one batched MCTS (xfer)")
+    segment_length: int = Field(400, ge=1, description="store long episodes in segments of this length (EZ)")
+    actor_update_interval: int = Field(100, ge=1, description="refresh the acting network every N updates")
+    temperatures: tuple[float, float, float] = Field(
+        (1.0, 0.5, 0.25), description="visit-count temperature for <50%, <75%, rest of training (EZ code)")
+    eval_envs: int = Field(8, ge=1, description="evaluation episodes run in parallel")
+    train_env_options: dict[str, Any] = Field(
+        default_factory=lambda: {"train": True},
+        description="env options added for self-play (atari: episodic life and reward clipping on)")
+    eval_env_options: dict[str, Any] = Field(
+        default_factory=lambda: {"train": False},
+        description="env options added for evaluation (atari: the game's reward over whole games)")
+
+
+def make_task_env(ctx: RunContext, task: TaskSpec, seed: int, options: dict[str, Any]) -> Any:
+    """One environment of ``task`` with the recipe's settings plus ``options`` (training or evaluation)."""
+    from xfer.envs.make import make_env
+
+    settings = ctx.recipe.env_for(task)
+    settings = settings.model_copy(update={"options": {**settings.options, **options}})
+    return make_env(task.suite, task.task, settings, seed, registry=ctx.registry)
+
+
+# ---- evaluation -------------------------------------------------------------------------------------
+def evaluate(agent: MuZeroAgent, envs: list[Any], seeds: np.ndarray) -> dict[str, float]:
+    """Greedy search (no noise, most visited action) for ``len(seeds)`` episodes over the given envs."""
+    from xfer.muzero.agent import FrameStacker, network_input
+
+    queue = [int(s) for s in seeds]
+    returns: list[float] = []
+    active: dict[int, tuple[Any, float]] = {}  # env index -> (observation, return so far)
+    stackers = {i: FrameStacker(agent.cfg) for i in range(len(envs))}
+    for i, env in enumerate(envs[:len(queue)]):
+        active[i] = (env.reset(seed=queue.pop(0))[0], 0.0)
+    while active:
+        ids = sorted(active)
+        stacked = np.concatenate([network_input({k: np.asarray(v)[None] for k, v in active[i][0].items()},
+                                                stackers[i]) for i in ids])
+        actions, _ = agent.search(stacked, explore=False)
+        for i, action in zip(ids, actions, strict=True):
+            obs, reward, terminated, truncated, _ = envs[i].step(int(action))
+            total = active[i][1] + float(reward)
+            if not (terminated or truncated):
+                active[i] = (obs, total)
+                continue
+            returns.append(total)
+            del active[i]
+            if queue:
+                stackers[i] = FrameStacker(agent.cfg)
+                active[i] = (envs[i].reset(seed=queue.pop(0))[0], 0.0)
+    return {"eval/return": float(np.mean(returns)), "eval/return_std": float(np.std(returns)),
+            "eval/episodes": float(len(returns))}
+
+
+# ---- training ---------------------------------------------------------------------------------------
+def efficientzero_update(learner: Learner, replay: PrioritizedReplay, rng: np.random.Generator,
+                         batch_size: int | None = None) -> dict[str, float]:
+    """One EfficientZero update (Eq. 3): sample by priority, reanalyse with the target network, SGD."""
+    from xfer.muzero.targets import TargetSource, make_batch
+
+    cfg = learner.cfg
+    positions = replay.sample(batch_size or cfg.batch_size, rng, replay.beta(learner.train_step))
+    batch = make_batch(replay, positions, cfg, TargetSource(learner.target_net), rng, learner.device)
+    return learner.update(batch, replay)
+
+
+def updates_due(env_step: int, env_steps: int, training_steps: int) -> int:
+    """Updates owed after ``env_step`` agent steps: ``training_steps`` spread evenly over the run."""
+    return (training_steps * min(env_step, env_steps)) // env_steps
+
+
+def save_replay(replay: PrioritizedReplay, rundir: Path, step: int, keep_steps: set[int]) -> str:
+    """Write ``replay-<step>/`` (atomically renamed) and delete those of checkpoints no longer kept."""
+    name = f"replay-{step:010d}"
+    tmp = rundir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    replay.save(tmp)
+    shutil.rmtree(rundir / name, ignore_errors=True)
+    tmp.rename(rundir / name)
+    for old in rundir.glob("replay-*"):
+        if old.name != name and int(old.name.split("-")[1]) not in keep_steps:
+            shutil.rmtree(old, ignore_errors=True)
+    return name
+
+
+def role_seeds(seed: int, role: str, n: int = 1) -> np.ndarray:
+    """Seeds for ``role`` derived from the recipe seed, drawing nothing from the run's random streams."""
+    key = [seed, *role.encode()]
+    return np.random.SeedSequence(key).generate_state(n, np.uint32).astype(np.int64)
+
+
+def build_learner(cfg: EfficientZeroConfig, device: Any, seed: int) -> Learner:
+    """A learner initialised from ``seed`` without touching torch's global stream, so methods can build
+    networks at any point (before or after ``ctx.restore()``) and still resume exactly."""
+    import torch
+
+    from xfer.muzero.learner import Learner
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Learner(cfg, device=device)
+
+
+def visit_temperature(train_step: int, training_steps: int, schedule: tuple[float, float, float]) -> float:
+    """EZ code's ``visit_softmax_temperature_fn``: by the fraction of training done, 1 → 0.5 → 0.25."""
+    progress = train_step / training_steps
+    return schedule[0] if progress < 0.5 else schedule[1] if progress < 0.75 else schedule[2]
+
+
+class OnlineLoop:
+    """Self-play + replay + updates + evaluation + checkpoints on one task (the Atari100k protocol).
+
+    ``update()`` performs one training update and returns scalars to log (EfficientZero's, or XTRA's
+    Eq. 1 update); names without a ``/`` are logged under ``log_prefix``, others as they are.
+    ``extra_state`` adds method state to checkpoints (the method restores it itself).
+    Steps passed to the run context are ``step_offset + env_step``, so a method may run other stages
+    before this one.
+    """
+
+    def __init__(self, ctx: RunContext, task: TaskSpec, learner: Learner, replay: PrioritizedReplay,
+                 settings: SelfPlaySettings, update: Callable[[], dict[str, float]], step_offset: int = 0,
+                 extra_state: Callable[[], dict[str, Any]] | None = None, task_id: int = 0,
+                 eval_at_start: bool = False, log_prefix: str = "train") -> None:
+        import copy
+
+        from xfer.muzero.agent import SelfPlay, legal_mask_of
+
+        self.ctx, self.task, self.learner, self.replay, self.settings = ctx, task, learner, replay, settings
+        self.update, self.offset, self.extra_state, self.prefix = update, step_offset, extra_state, log_prefix
+        self.cfg = learner.cfg
+        seeds = role_seeds(ctx.recipe.seed, f"selfplay-{task.suite}-{task.task}", settings.num_envs)
+        envs = [make_task_env(ctx, task, int(s), settings.train_env_options) for s in seeds]
+        self.legal = legal_mask_of(envs[0], self.cfg.n_actions)
+        self.selfplay = SelfPlay(envs, self.cfg, self.legal, task_id, settings.segment_length)
+        self.actor_net = copy.deepcopy(learner.net).eval().requires_grad_(False)
+        self.env_step, self.updates, self.episodes, self.next_log = 0, 0, 0, 0
+        self.next_eval = 0 if eval_at_start else ctx.recipe.eval.every
+        self.last_stats: dict[str, float] = {}
+
+    # -- state --
+    def state_dict(self, step: int) -> dict[str, Any]:
+        from xfer.muzero.agent import agent_state
+
+        keep = {int(p.stem.split("-")[1]) for p in self.ctx.checkpointer.paths()} | {step}
+        replay_dir = save_replay(self.replay, self.ctx.rundir, step, keep)
+        counters = [self.env_step, self.updates, self.next_eval, self.episodes, self.next_log]
+        return {"agent": agent_state(self.learner.net, self.cfg, self.legal),
+                "learner": self.learner.state_dict(), "actor_net": self.actor_net.state_dict(),
+                "selfplay": self.selfplay.state_dict(), "replay_dir": replay_dir,
+                "counters": np.array(counters, np.int64),
+                **(self.extra_state() if self.extra_state else {})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from xfer.muzero.replay import PrioritizedReplay
+
+        self.learner.load_state_dict(state["learner"])
+        self.actor_net.load_state_dict(state["actor_net"])
+        loaded = PrioritizedReplay.load(self.ctx.rundir / state["replay_dir"], self.cfg)
+        self.replay.__dict__.update(loaded.__dict__)
+        self.env_step, self.updates, self.next_eval, self.episodes, self.next_log = (
+            int(x) for x in state["counters"])
+        if self.env_step < self.settings.env_steps:
+            self.selfplay.restore(state["selfplay"])
+
+    def save(self) -> None:
+        step = self.offset + self.env_step
+        self.ctx.save(step, self.state_dict(step))
+
+    def close(self) -> None:
+        for env in self.selfplay.envs:
+            env.close()
+
+    # -- the loop --
+    def agent(self, net: Any) -> MuZeroAgent:
+        from xfer.muzero.agent import MuZeroAgent
+
+        return MuZeroAgent(net, self.cfg, self.legal, device=self.learner.device)
+
+    def run(self, resume: dict[str, Any] | None = None) -> bool:
+        """Run to ``env_steps``; False when stopped early (a checkpoint was written)."""
+        ctx, s, cfg = self.ctx, self.settings, self.cfg
+        if resume is not None:
+            self.load_state_dict(resume)
+            if self.env_step >= s.env_steps:
+                return True  # finished before: its last checkpoint is the final one
+        else:
+            self.selfplay.start(ctx.rng)
+        actor = self.agent(self.actor_net)
+        ctx.progress.update(phase=f"online {self.task.task}", total=s.env_steps)
+        while self.env_step < s.env_steps:
+            if self.next_eval <= self.env_step:
+                self.run_eval()
+            temperature = visit_temperature(self.learner.train_step, cfg.training_steps, s.temperatures)
+            games, returns = self.selfplay.step(actor, temperature, ctx.rng)
+            for game in games:
+                self.replay.add(game)
+            self.env_step += s.num_envs
+            step = self.offset + self.env_step
+            self.episodes += len(returns)
+            for ret in returns:
+                ctx.logger.log(step, {f"{self.prefix}/return": ret}, env_steps=self.env_step)
+            self.train()
+            if self.env_step >= self.next_log and self.last_stats:
+                ctx.logger.log(step, {k if "/" in k else f"{self.prefix}/{k}": v
+                                      for k, v in self.last_stats.items()},
+                               env_steps=self.env_step, updates=self.updates)
+                self.next_log = self.env_step + ctx.recipe.logging.every
+            ctx.progress.update(step=self.env_step, env_steps=self.env_step, updates=self.updates)
+            if ctx.checkpoint_due(step) or ctx.should_stop(step):
+                self.save()
+            if ctx.should_stop(step):
+                return False
+        self.run_eval()
+        if ctx.recipe.eval.video:
+            self.write_video()
+        self.save()
+        return True
+
+    def write_video(self) -> None:
+        """One greedy evaluation episode as ``eval.mp4`` in the run directory (the newest frame of each
+        observation, gray shown as RGB)."""
+        from xfer.run.evaluate import run_episodes, write_video
+
+        seed = int(self.ctx.rng.integers(2**31))
+        env = make_task_env(self.ctx, self.task, seed, self.settings.eval_env_options)
+        try:
+            _, episodes = run_episodes(self.agent(self.learner.net), env, 1, seed, record=True)
+        finally:
+            env.close()
+        frames = episodes[0]["image"][..., -self.cfg.image_channels:]
+        if frames.shape[-1] == 1:
+            frames = np.repeat(frames, 3, axis=-1)
+        write_video(self.ctx.rundir / "eval.mp4", frames)
+
+    def train(self) -> None:
+        """Catch up with the updates owed; refresh the acting network every ``actor_update_interval``."""
+        s, cfg = self.settings, self.cfg
+        if self.replay.num_transitions < cfg.min_replay_size:
+            return
+        while self.updates < updates_due(self.env_step, s.env_steps, cfg.training_steps):
+            self.last_stats = self.update()
+            self.updates += 1
+            if self.updates % s.actor_update_interval == 0:
+                self.actor_net.load_state_dict(self.learner.net.state_dict())
+
+    def run_eval(self) -> dict[str, float]:
+        ctx = self.ctx
+        episodes = ctx.recipe.eval.episodes
+        seeds = ctx.rng.integers(2**31, size=episodes)
+        envs = [make_task_env(ctx, self.task, int(seeds[i]), self.settings.eval_env_options)
+                for i in range(min(self.settings.eval_envs, episodes))]
+        try:
+            result = evaluate(self.agent(self.learner.net), envs, seeds)
+        finally:
+            for env in envs:
+                env.close()
+        ctx.logger.log(self.offset + self.env_step, result, env_steps=self.env_step)
+        ctx.progress.update(**{"return": result["eval/return"]})
+        self.next_eval = self.env_step + ctx.recipe.eval.every
+        return result
