@@ -1,0 +1,90 @@
+"""Stage A of CoWorld — offline-to-online state alignment (Wang et al., Eq. 3; multi-source form Eq. 12).
+
+The target world model M_φ adds to its DreamerV2 loss
+
+    β2 · KL[ sg(g(e_φ'(o_t^T))) ‖ g(e_φ(o_t^T)) ],        g = softmax over the embedding's feature axis,
+
+where both encoders see the *same* target observations o_t^T. The source encoding is the (stop-gradient)
+alignment target, so only the target encoder is trained by this term; the source encoder runs under
+``torch.no_grad`` and never receives a gradient.
+
+Defaults (Table 7): β2 = 1 for Meta-World/RoboDesk, 1.5 for DMC.
+
+Decisions (see METHODS.md, CoWorld):
+- **code** the authors apply it to the flattened conv embedding ``e`` with the softmax over the feature
+  dimension; xfer does the same with :attr:`WorldModelOutputs.embed`.
+- Normalisation: xfer sums the KL over features and averages over batch and time, like every other term of
+  xfer's world-model loss. The authors' code uses ``KLDivLoss(reduction="batchmean")`` on [B, L, E] tensors,
+  which divides by B only, i.e. its term is L times larger (50× at L = 50); scale β2 by L to reproduce it.
+- Multi-source (Appendix C, Eq. 12): the KL to every candidate source is measured on the batch and the
+  one-hot ω selects the closest source (see :mod:`xfer_plugins.coworld.selection`); only that source's
+  KL enters the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from xfer.dreamer.world_model import Batch, WorldModel, WorldModelOutputs
+
+
+def softmax_kl(source_embed: Tensor, target_embed: Tensor) -> Tensor:
+    """KL[sg(softmax(e_src)) ‖ softmax(e_tg)] per position: sums over the last (feature) axis.
+
+    ``source_embed`` is detached here, so gradients flow into ``target_embed`` only."""
+    source_embed = source_embed.detach().float()
+    log_p = F.log_softmax(source_embed, -1)
+    log_q = F.log_softmax(target_embed.float(), -1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+@torch.no_grad()
+def source_embeddings(source: WorldModel, batch: Batch) -> Tensor:
+    """e_φ'(o^T): a source encoder's embedding of the target batch, without a graph."""
+    return source.encode(batch)
+
+
+class StateAlignment:
+    """The Stage A world-model term for the target agent (Eq. 3 / Eq. 12).
+
+    ``sources`` are the candidate source world models (one for single-source CoWorld). ``choose`` maps the
+    per-source mean KL values [N] (detached) to the selected index; single-source always picks 0.
+    Register with ``target.add_world_model_term(alignment)``; its ``last_kl``/``selected`` fields are read
+    by the logger and by the value constraint (which uses the selected source's critic).
+    """
+
+    def __init__(self, sources: Sequence[WorldModel], scale: float,
+                 choose: Callable[[Tensor], int] | None = None, names: Sequence[str] | None = None) -> None:
+        if not sources:
+            raise ValueError("state alignment needs at least one source world model")
+        self.sources = list(sources)
+        self.scale = scale
+        self.choose = choose or (lambda kls: 0)
+        self.names = list(names) if names is not None else [str(i) for i in range(len(sources))]
+        self.selected = 0
+        self.last_kl: Tensor | None = None
+        self.enabled = True  # off while the target world model is pretrained alone (Appendix C step 1)
+
+    def per_source_kl(self, out: WorldModelOutputs, batch: Batch) -> Tensor:
+        """Mean KL to every source [N] (with a graph into the target encoder)."""
+        obs = {key: value for key, value in batch.items() if key in ("image", "state")}
+        kls = [softmax_kl(source_embeddings(src, obs), out.embed).mean() for src in self.sources]
+        return torch.stack(kls)
+
+    def __call__(self, out: WorldModelOutputs, batch: Mapping[str, Tensor]
+                 ) -> tuple[Tensor, dict[str, Tensor]]:
+        if not self.enabled:
+            return out.embed.new_zeros(()), {}
+        kls = self.per_source_kl(out, batch)
+        self.last_kl = kls.detach()
+        self.selected = int(self.choose(self.last_kl)) if len(self.sources) > 1 else 0
+        kl = kls[self.selected]
+        metrics: dict[str, Tensor] = {"coworld/state_kl": kl.detach()}
+        if len(self.sources) > 1:
+            pairs = zip(self.names, self.last_kl, strict=True)
+            metrics.update({f"coworld/source_kl/{name}": value for name, value in pairs})
+        return self.scale * kl, metrics

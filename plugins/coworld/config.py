@@ -1,0 +1,139 @@
+"""The ``coworld:`` recipe section (pydantic only: importing it never imports torch).
+
+Defaults follow Table 7 of Wang et al. (CoWorld). ``preset`` picks the table's column — ``metaworld`` (also
+for RoboDesk targets) or ``dmc`` — and explicit keys win over it::
+
+    coworld:
+      preset: dmc                  # β2 1.5, k 0.9, α 1, 2e4 target / 2e4 source iterations per round
+      value_constraint_scale: 1.5  # the authors' code's α
+      model: {preset: tiny}        # DreamerConfig preset + overrides (CoWorld's lrs and γ applied first)
+
+Alternation counts. Algorithm 1 names the offline (target) loop K1 and the online (source) loop K2, while
+Table 7 labels its rows "Source domain update iterations K1 = 2·10⁴" and "Target domain update iterations
+K2 = 5·10⁴ (Meta-World) / 2·10⁴ (DMC)". xfer names the fields by role and takes the values by Table 7's row
+names, which the authors' code confirms (per round: 5 × 10⁴ target updates, 2 × 10⁴ source environment
+steps on Meta-World): ``target_iterations`` (Algorithm 1's K1) and ``source_iterations`` (K2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from xfer.dreamer.config import DreamerConfig
+
+#: Table 7's two columns; ``source_warmup_steps`` from Appendix D (source pretraining of DV2 Finetune: 160k
+#: steps Meta-World, 600k DMC; CoWorld trains as long as DV2 Finetune, Table 5); ``prefill`` from DreamerV2's
+#: schedules (METHODS.md: 5000 Meta-World, 2500 DMC).
+PRESETS: dict[str, dict[str, Any]] = {
+    "metaworld": {"state_alignment_scale": 1.0, "reward_mix": 0.3, "value_constraint_scale": 2.0,
+                  "target_iterations": 50_000, "source_iterations": 20_000, "source_warmup_steps": 160_000,
+                  "prefill": 5000},
+    "dmc": {"state_alignment_scale": 1.5, "reward_mix": 0.9, "value_constraint_scale": 1.0,
+            "target_iterations": 20_000, "source_iterations": 20_000, "source_warmup_steps": 600_000,
+            "prefill": 2500},
+}
+
+#: Table 7's world-model and behaviour settings, applied before the recipe's ``model:`` keys.
+MODEL_DEFAULTS: dict[str, Any] = {"discount": 0.995, "wm_lr": 2e-4, "actor_lr": 4e-5, "critic_lr": 1e-4}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EtaConfig(Strict):
+    """η of Eq. 5 (reward alignment): from ``start`` to ``floor`` over ``steps`` source updates.
+
+    The authors' code froze η at 1 (its counter never advanced): xfer's schedule really advances."""
+
+    start: float = Field(1.0, ge=0, le=1)
+    floor: float = Field(0.1, ge=0, le=1, description="paper: 0.1 (the authors' code: 0.2, never reached)")
+    steps: int | None = Field(None, ge=1, description="source updates from start to floor; None = the "
+                              "source updates of the co-training phase ((rounds − 1) × source_iterations / "
+                              "train_every), so η reaches the floor at the end of training")
+    shape: Literal["linear", "cosine"] = "linear"
+
+
+class StageSwitches(Strict):
+    """Ablations (paper Fig. 10b): turn each stage off. All off = offline DreamerV2 beside an idle source."""
+
+    state_alignment: bool = Field(True, description="Stage A, Eq. 3")
+    reward_alignment: bool = Field(True, description="Stage B, Eq. 4-5")
+    value_constraint: bool = Field(True, description="Stage C, Eq. 6")
+
+
+class MultiSourceConfig(Strict):
+    """Several ``sources:`` in the recipe turn on adaptive selection (Appendix C, Eq. 12)."""
+
+    train_sources: Literal["selected", "all"] = Field(
+        "selected", description="which sources train online in a source phase: the one selected most often "
+        "in the preceding target phase, or all of them")
+
+
+class CoWorldConfig(Strict):
+    """Options of the ``coworld`` method (Table 7 defaults, ``preset`` = the table's column)."""
+
+    preset: Literal["metaworld", "dmc"] | None = Field(
+        "metaworld", description="Table 7 column: metaworld (Meta-World, RoboDesk) or dmc")
+
+    # Stage A / B / C coefficients
+    state_alignment_scale: float = Field(1.0, ge=0, description="β2 of Eq. 3 (1 Meta-World, 1.5 DMC)")
+    reward_mix: float = Field(0.3, ge=0, le=1, description="k of Eq. 4 (0.3 Meta-World, 0.9 DMC)")
+    eta: EtaConfig = Field(default_factory=EtaConfig)
+    value_constraint_scale: float = Field(2.0, ge=0, description="α of Eq. 6 (2 Meta-World, 1 DMC; code 1.5)")
+    stages: StageSwitches = Field(default_factory=StageSwitches)
+
+    # schedule (Algorithm 1)
+    source_warmup_steps: int = Field(160_000, ge=0, description="environment steps of plain DreamerV2 per "
+                                     "source before co-training (Algorithm 1 line 3)")
+    target_pretrain_updates: int = Field(
+        0, ge=0, description="world-model-only target updates before co-training (Appendix C step 1; the "
+        "authors' code does 2e4). Multi-source selection compares encoders, so give it a few thousand there")
+    target_iterations: int = Field(50_000, ge=1, description="target updates per round (Algorithm 1's K1)")
+    source_iterations: int = Field(20_000, ge=1, description="source environment steps per round "
+                                   "(Algorithm 1's K2; one update every train_every steps)")
+    rounds: int = Field(6, ge=1, description="alternations of target and source phases (authors' code: 6)")
+
+    # DreamerV2 training shapes (Table 7: batch 50 × length 50)
+    batch_size: int = Field(50, ge=1)
+    batch_length: int = Field(50, ge=2)
+    train_every: int = Field(5, ge=1, description="source environment steps per source update")
+    prefill: int = Field(5000, ge=0, description="random source steps before the source's first update")
+    replay_capacity: int = Field(2_000_000, ge=1, description="source replay size in steps (Table 7: 2e6)")
+    pretrain: int = Field(100, ge=0, description="source updates right after the prefill (DreamerV2)")
+    envs: int = Field(1, ge=1, description="parallel training environments per source")
+    eval_episodes: int | None = Field(
+        None, ge=1, description="target evaluation episodes (None: recipe eval.episodes); each also logs "
+        "value estimates vs true discounted returns (Fig. 5b)")
+
+    model: DreamerConfig = Field(default_factory=lambda: DreamerConfig.model_validate(MODEL_DEFAULTS))
+    multi_source: MultiSourceConfig = Field(default_factory=MultiSourceConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = data.get("preset", "metaworld")
+        if name is None:
+            return data
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return {**PRESETS[name], **data}
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_defaults(cls, value: Any) -> Any:
+        """CoWorld's Table 7 learning rates and γ first, then the recipe's keys (a DreamerConfig preset's own
+        values for these keys are overridden by Table 7 unless the recipe names them)."""
+        if isinstance(value, dict):
+            return {**MODEL_DEFAULTS, **value}
+        return value
+
+    def eta_steps(self) -> int:
+        """Length of the η schedule in source updates."""
+        if self.eta.steps is not None:
+            return self.eta.steps
+        return max(1, (self.rounds - 1) * self.source_iterations // self.train_every)
