@@ -24,3 +24,9 @@ def test_builtin_entry_points_point_into_xfer_plugins() -> None:
     assert all(target.startswith("xfer_plugins.") for target in eps.values())
     for name, target in eps.items():
         assert (ROOT / "plugins" / target.split(".")[1] / "__init__.py").exists(), name
+
+
+def test_test_file_names_are_unique() -> None:
+    """Test folders are not packages (pytest's default import mode): equal basenames would collide."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py") if not (p.parent / "__init__.py").exists()]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
