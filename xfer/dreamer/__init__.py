@@ -1,5 +1,5 @@
-"""The DreamerV2 backbone (Hafner et al., "Mastering Atari with Discrete World Models", ICLR 2021): world model,
-actor-critic in imagination, and the agent that trains and acts with both. Vid2Act, CoWorld and the
+"""The DreamerV2 backbone (Hafner et al., "Mastering Atari with Discrete World Models", ICLR 2021): world
+model, actor-critic in imagination, and the agent that trains and acts with both. Vid2Act, CoWorld and the
 ``dreamer`` baseline build on it through the seams documented in :mod:`xfer.dreamer.agent`.
 
 Names are imported lazily: ``from xfer.dreamer.config import DreamerConfig`` (pydantic only) stays light,

@@ -9,12 +9,15 @@ Seams for methods (all plain attributes, set after construction)::
 
     agent = DreamerAgent({"image": (64, 64, 3)}, act_dim=4, discrete=False, cfg=cfg, actor_extra_dim=50)
     # Vid2Act: distillation added to the world-model loss; its modules' params join the WM optimiser.
-    agent.add_world_model_term(lambda out, batch: (alpha * distill(out.post, batch), {}), distill.parameters())
+    agent.add_world_model_term(lambda out, batch: (alpha * distill(out.post, batch), {}),
+                               distill.parameters())
     # Vid2Act: the actor reads the action-replay decoder's hidden activation for the selected label.
     agent.actor_extra = lambda start, cond: (lambda feat: replay_hidden(feat, pick_label(start)))
     # CoWorld: value constraint with the source agent's critic, which gets no gradient.
-    agent.critic_terms.append(lambda imag, ret, v: (
-        alpha * torch.maximum(v, source.behavior.frozen_value(imag.feat[:-1])).mul(ret.weight[:-1]).mean(), {}))
+    def value_constraint(imag, ret, value):
+        source_value = source.behavior.frozen_value(imag.feat[:-1])
+        return alpha * (torch.maximum(value, source_value) * ret.weight[:-1]).mean(), {}
+    agent.critic_terms.append(value_constraint)
     # CoWorld / offline DV2: replace the reward of imagination.
     agent.reward_fn = lambda imag: my_reward(imag.feat)
 
@@ -24,6 +27,7 @@ Seams for methods (all plain attributes, set after construction)::
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -71,7 +75,8 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 def make_adam(params: Iterable[Tensor], lr: float, cfg: DreamerConfig, device: torch.device
               ) -> torch.optim.Adam:
-    """Adam (ε = ``adam_eps``) with the kernel ``optimizer_impl`` asks for (auto: fused on CUDA, foreach on CPU)."""
+    """Adam (ε = ``adam_eps``) with the kernel ``optimizer_impl`` asks for (auto: fused on CUDA, foreach on
+    CPU)."""
     impl = cfg.optimizer_impl
     if impl == "auto":
         impl = "fused" if device.type == "cuda" else "foreach"
@@ -206,7 +211,8 @@ class DreamerAgent:
         embed = self.world_model.encode(obs, cond)
         count = embed.shape[0]
         if state is None:
-            state = AgentState(rssm.initial(count, self.device), torch.zeros(count, self.act_dim, device=self.device))
+            zero_action = torch.zeros(count, self.act_dim, device=self.device)
+            state = AgentState(rssm.initial(count, self.device), zero_action)
         is_first = obs.get("is_first", torch.zeros(count, device=self.device))
         post, _ = rssm.obs_step(state.latent, state.action, embed, is_first, cond)
         feat = rssm.feat(post)
@@ -258,11 +264,12 @@ class DreamerAgent:
                 "updates": self.updates}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Exact restore (resume); register the same world-model terms first."""
+        """Exact restore (resume); register the same world-model terms first. Optimiser state is copied
+        (``Optimizer.load_state_dict`` would otherwise share its tensors with the source)."""
         for name, module in self._modules().items():
             module.load_state_dict(state[name])
         for name, opt in self._optimizers().items():
-            opt.load_state_dict(state["optimizers"][name])
+            opt.load_state_dict(copy.deepcopy(state["optimizers"][name]))
         self.updates = int(state["updates"])
 
     def load_matching(self, state: Mapping[str, Any]) -> LoadReport:

@@ -143,19 +143,21 @@ class ActorCritic(nn.Module):
                            torch.stack(extras) if extras else None, cond)
 
     # -- losses --------------------------------------------------------------------------------------------
-    def returns(self, imag: Imagination, reward: Tensor, discount: Tensor, start_continues: Tensor) -> Returns:
-        """λ-returns with the slow critic. The start state's discount is γ·(1 − is_terminal) of the data and the
-        weight of state t is Π_{τ<t} γ̂_τ, detached (DreamerV2 code)."""
+    def returns(self, imag: Imagination, reward: Tensor, discount: Tensor, start_continues: Tensor
+                ) -> Returns:
+        """λ-returns with the slow critic. The start state's discount is γ·(1 − is_terminal) of the data and
+        the weight of state t is Π_{τ<t} γ̂_τ, detached (DreamerV2 code)."""
         discount = torch.cat([self.cfg.discount * start_continues[None], discount[1:]])
         weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0).detach()
         value = self.slow_critic(imag.feat).squeeze(-1)
         target = lambda_return(reward[:-1], value[:-1], discount[:-1], value[-1], self.cfg.return_lambda)
         return Returns(reward, discount, weight, value, target)
 
-    def actor_loss(self, imag: Imagination, ret: Returns, actor_out: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """DreamerV2 Eq. 6: −ρ·ln π(â_t|ẑ_t)·sg(V^λ − v) − (1−ρ)·V^λ − η·H[π(·|ẑ_t)], weighted by the cumulative
-        discount. ``actor_out`` [H, N, P] are the actor outputs at states 0..H-1 (with gradients). The baseline
-        v is the slow critic (DreamerV2 code, ``slow_baseline``)."""
+    def actor_loss(self, imag: Imagination, ret: Returns, actor_out: Tensor
+                   ) -> tuple[Tensor, dict[str, Tensor]]:
+        """DreamerV2 Eq. 6: −ρ·ln π(â_t|ẑ_t)·sg(V^λ − v) − (1−ρ)·V^λ − η·H[π(·|ẑ_t)], weighted by the
+        cumulative discount. ``actor_out`` [H, N, P] are the actor outputs at states 0..H-1 (with gradients).
+        The baseline v is the slow critic (DreamerV2 code, ``slow_baseline``)."""
         dist = self.dist(actor_out[:-1])
         target = ret.target[1:]
         objective = torch.zeros_like(target)

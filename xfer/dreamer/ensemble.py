@@ -16,7 +16,8 @@ from xfer.nets.mlp import MLP
 
 
 class LatentEnsemble(nn.Module):
-    def __init__(self, feat_dim: int, act_dim: int, stoch_dim: int, size: int, units: int, layers: int) -> None:
+    def __init__(self, feat_dim: int, act_dim: int, stoch_dim: int, size: int, units: int, layers: int
+                 ) -> None:
         super().__init__()
         self.members = nn.ModuleList(MLP(feat_dim + act_dim, stoch_dim, units, layers) for _ in range(size))
 

@@ -27,7 +27,7 @@ from xfer.nets.mlp import MLP
 def image_to_float(image: Tensor) -> Tensor:
     """uint8 [..., H, W, C] → float [..., H, W, C] in [-0.5, 0.5]."""
     if image.dtype != torch.uint8:
-        raise TypeError(f"images must arrive as uint8 (got {image.dtype}); normalisation happens in the model")
+        raise TypeError(f"images must arrive as uint8, got {image.dtype} (the model normalises them)")
     return image.float() / 255.0 - 0.5
 
 
@@ -48,7 +48,8 @@ def check_obs_shapes(obs_shapes: Mapping[str, tuple[int, ...]]) -> None:
 class ObsEncoder(nn.Module):
     """dict of observations [..., *shape] (+ optional cond [..., K]) → embedding [..., embed_dim]."""
 
-    def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], cfg: DreamerConfig, cond_dim: int = 0) -> None:
+    def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], cfg: DreamerConfig, cond_dim: int = 0
+                 ) -> None:
         super().__init__()
         check_obs_shapes(obs_shapes)
         self.cond_dim = cond_dim
@@ -83,8 +84,8 @@ class ObsEncoder(nn.Module):
 
 
 class ObsDecoder(nn.Module):
-    """features [..., F] (+ cond) → reconstruction means per key: ``image`` float [..., C, H, W] in the model's
-    [-0.5, 0.5] scale (channels first), ``state`` [..., D]. Unit-variance Gaussians: :meth:`loss` is
+    """features [..., F] (+ cond) → reconstruction means per key: ``image`` float [..., C, H, W] in the
+    model's [-0.5, 0.5] scale (channels first), ``state`` [..., D]. Unit-variance Gaussians: :meth:`loss` is
     Σ ½‖x − μ‖² per key (Eq. 2's reconstruction term up to constants)."""
 
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], feat_dim: int, cfg: DreamerConfig,

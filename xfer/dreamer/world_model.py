@@ -114,7 +114,8 @@ class WorldModel(nn.Module):
     def kl_loss(self, post: LatentState, prior: LatentState) -> tuple[Tensor, Tensor]:
         """KL balancing (DreamerV2 Section 2 and Algorithm 2):
 
-            balance · max(mean KL(sg(post) ‖ prior), free) + (1 − balance) · max(mean KL(post ‖ sg(prior)), free)
+            balance · max(mean KL(sg(post) ‖ prior), free)
+            + (1 − balance) · max(mean KL(post ‖ sg(prior)), free)
 
         With balance 0.8 the prior is trained four times as fast as the posterior is regularised. Free nats
         are applied to the batch-mean KL of each term (DreamerV2 code, ``free_avg: True``), so the clamp acts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 IMAGE_SIZE = 64
@@ -69,6 +70,16 @@ class ConvDecoder(nn.Module):
         self.out_size = size
 
     def forward(self, feat: Tensor) -> Tensor:
-        """``feat`` [N, in_dim] → image mean [N, out_channels, out_size, out_size]."""
-        stem = self.linear(feat).reshape(-1, self.stem_channels, 1, 1)
-        return self.net(stem)
+        """``feat`` [N, in_dim] → image mean [N, out_channels, out_size, out_size].
+
+        The first transposed conv sees a 1×1 map, where it is exactly a matrix product with its weight
+        [C_in, C_out·k·k]; computing it as one is several times faster on CPU than the conv kernel."""
+        stem = self.linear(feat)
+        first: nn.ConvTranspose2d = self.net[0]
+        kernel = first.kernel_size[0]
+        if first.weight.is_contiguous(memory_format=torch.channels_last):  # keep NHWC without copies
+            weight = first.weight.permute(0, 2, 3, 1).flatten(1)
+            x = (stem @ weight).unflatten(-1, (kernel, kernel, first.out_channels)).permute(0, 3, 1, 2)
+        else:
+            x = (stem @ first.weight.flatten(1)).unflatten(-1, (first.out_channels, kernel, kernel))
+        return self.net[1:](x + first.bias[:, None, None])

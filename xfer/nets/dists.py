@@ -24,11 +24,13 @@ _LOG_SQRT_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
 
 def straight_through_onehot(logits: Tensor) -> Tensor:
     """Sample a one-hot vector from ``softmax(logits)`` along the last axis (Gumbel-max) and route the
-    gradient straight through the probabilities."""
+    gradient straight through the probabilities (an exact one-hot when no gradient is needed)."""
     with torch.no_grad():
         uniform = torch.rand_like(logits).clamp_(1e-20, 1.0)
         index = (logits - torch.log(-torch.log(uniform))).argmax(-1)
         sample = F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+    if not (torch.is_grad_enabled() and logits.requires_grad):
+        return sample
     probs = torch.softmax(logits, -1)
     return sample + probs - probs.detach()
 
@@ -63,10 +65,10 @@ def _normal_log_pdf(x: Tensor) -> Tensor:
 class TruncatedNormal:
     """Normal(loc, scale) truncated to [low, high], independent over the last axis.
 
-    ``rsample`` draws u ~ U(Φ(α), Φ(β)) and maps it through the inverse CDF, so samples are differentiable in
-    loc and scale (needed for dynamics backpropagation, DreamerV2 Eq. 6 with ρ = 0). As in DreamerV2's code the
-    sample is clipped ``clip`` inside the bounds with a straight-through gradient. ``log_prob`` and ``entropy``
-    sum over the action dimensions.
+    ``rsample`` draws u ~ U(Φ(α), Φ(β)) and maps it through the inverse CDF, so samples are differentiable
+    in loc and scale (needed for dynamics backpropagation, DreamerV2 Eq. 6 with ρ = 0). As in DreamerV2's
+    code the sample is clipped ``clip`` inside the bounds with a straight-through gradient. ``log_prob`` and
+    ``entropy`` sum over the action dimensions.
     """
 
     def __init__(self, loc: Tensor, scale: Tensor, low: float = -1.0, high: float = 1.0, clip: float = 1e-6):

@@ -36,7 +36,8 @@ class LatentState(NamedTuple):
     """One RSSM state (any leading batch/time shape).
 
     ``stoch``: the sample, flattened one-hots [..., stoch·classes] or Gaussian sample [..., stoch];
-    ``deter``: GRU state [..., deter]; ``stats``: logits [..., stoch·classes] or concat(mean, std) [..., 2·stoch].
+    ``deter``: GRU state [..., deter];
+    ``stats``: logits [..., stoch·classes] or concat(mean, std) [..., 2·stoch].
     """
 
     stoch: Tensor
@@ -53,8 +54,9 @@ class LatentState(NamedTuple):
 
 
 class LayerNormGRUCell(nn.Module):
-    """GRU cell with layer norm on the joint gate pre-activations and update bias -1 (DreamerV2 code, ``GRUCell``
-    with ``norm=True``): r, c, u = LN(W[x, h]); c = tanh(σ(r)·c); u = σ(u - 1); h' = u·c + (1-u)·h."""
+    """GRU cell with layer norm on the joint gate pre-activations and update bias -1 (DreamerV2 code,
+    ``GRUCell`` with ``norm=True``):
+    r, c, u = LN(W[x, h]); c = tanh(σ(r)·c); u = σ(u - 1); h' = u·c + (1-u)·h."""
 
     def __init__(self, in_dim: int, size: int, layer_norm: bool = True) -> None:
         super().__init__()
@@ -70,8 +72,8 @@ class LayerNormGRUCell(nn.Module):
 
 
 class RSSM(nn.Module):
-    """DreamerV2's RSSM. Sizes: ``deter`` GRU units, ``hidden`` units of the input/output layers, ``stoch`` latent
-    variables with ``classes`` classes each (0 = Gaussian)."""
+    """DreamerV2's RSSM. Sizes: ``deter`` GRU units, ``hidden`` units of the input/output layers, ``stoch``
+    latent variables with ``classes`` classes each (0 = Gaussian)."""
 
     def __init__(
         self,
@@ -105,9 +107,8 @@ class RSSM(nn.Module):
     def initial(self, batch: int, device: torch.device | str) -> LatentState:
         """The all-zero state DreamerV2 starts every episode from."""
         stats_dim = self.img_stats.out_features
-        zeros = torch.zeros
-        return LatentState(zeros(batch, self.stoch_dim, device=device), zeros(batch, self.deter_dim, device=device),
-                           zeros(batch, stats_dim, device=device))
+        return LatentState(*(torch.zeros(batch, size, device=device)
+                             for size in (self.stoch_dim, self.deter_dim, stats_dim)))
 
     @staticmethod
     def feat(state: LatentState) -> Tensor:
@@ -175,9 +176,9 @@ class RSSM(nn.Module):
 
     def observe(self, embed: Tensor, action: Tensor, is_first: Tensor, state: LatentState | None = None,
                 cond: Tensor | None = None) -> tuple[LatentState, LatentState]:
-        """Filter a sequence. ``embed`` [B, L, E], ``action`` [B, L, A] with ``action[:, t]`` the action that led
-        to observation t, ``is_first`` [B, L], ``cond`` [B, L, K] or None. Returns (posterior, prior) states
-        [B, L, ...]; prior stats are those of p(ẑ_t | h_t), the prior's stoch is a sample of it."""
+        """Filter a sequence. ``embed`` [B, L, E], ``action`` [B, L, A] with ``action[:, t]`` the action that
+        led to observation t, ``is_first`` [B, L], ``cond`` [B, L, K] or None. Returns (posterior, prior)
+        states [B, L, ...]; prior stats are those of p(ẑ_t | h_t), the prior's stoch is a sample of it."""
         batch, length = embed.shape[:2]
         if state is None:
             state = self.initial(batch, embed.device)
