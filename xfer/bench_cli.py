@@ -20,6 +20,8 @@ def bench(
     steps: Annotated[int, typer.Option(help="timed steps")] = 5,
     warmup: Annotated[int, typer.Option(help="untimed warm-up steps")] = 1,
     action_dim: Annotated[int, typer.Option(help="continuous action size (dreamer)")] = 4,
+    state_dim: Annotated[int | None, typer.Option(
+        help="dreamer: a state vector of this size instead of 64x64x3 images")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the step")] = False,
     amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA only)")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
@@ -36,8 +38,9 @@ def bench(
         from xfer.dreamer.config import DreamerConfig
 
         cfg = DreamerConfig.model_validate({"preset": preset, "compile": compile, "amp": amp})
+        obs_shapes = {"state": (state_dim,)} if state_dim else None
         result = bench_train_step(cfg, batch=batch, seq=seq, act_dim=action_dim, steps=steps, warmup=warmup,
-                                  threads=threads, device=str(dev))
+                                  threads=threads, device=str(dev), obs_shapes=obs_shapes)
     elif backbone == "muzero":
         from xfer.muzero.bench import bench_mcts
         from xfer.muzero.bench import bench_train_step as mz_step

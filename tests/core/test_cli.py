@@ -81,3 +81,12 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path: Path, fake_plugi
     result = xfer("resume", str(rundir), "--stop-after", "1", env=env)
     assert result.returncode == 0, result.stderr
     assert "resuming from ckpt-" in result.stderr
+
+
+def test_bench_json_reports_the_timing_fields() -> None:
+    result = xfer("bench", "--preset", "tiny", "--batch", "2", "--seq", "4", "--steps", "1", "--warmup", "0",
+                  "--threads", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["median_s_per_step"] > 0 and data["peak_mem_mb"] > 0
+    assert data["shapes"]["batch"] == 2 and data["shapes"]["seq"] == 4
