@@ -78,17 +78,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
 
 
 def load_agent(rundir: Path, checkpoint: Path | None, device: str) -> LinearAgent:
-    from xfer.run.checkpoint import Checkpointer, load_checkpoint
+    from xfer.run.checkpoint import load_run_checkpoint
 
     agent = LinearAgent()
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-    else:
-        found = Checkpointer(rundir / "checkpoints").load_latest()
-        if found is None:
-            from xfer.errors import XferError
-
-            raise XferError(f"run {str(rundir)!r} has no checkpoint to evaluate")
-        state = found[1]
-    agent.policy.load_state_dict(state["method"]["policy"])
+    agent.policy.load_state_dict(load_run_checkpoint(rundir, checkpoint)["method"]["policy"])
     return agent

@@ -15,7 +15,6 @@ after the warm-up, the others after each source phase.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from xfer_plugins.coworld.agents import (
     TargetData,
@@ -111,16 +110,9 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
 def load_agent(rundir: Path, checkpoint: Path | None, device: str) -> TargetEvalAgent:
     """The *target* agent of a coworld run's newest checkpoint (or of ``checkpoint``), for ``xfer eval``."""
     from xfer.dreamer.config import DreamerConfig
-    from xfer.run.checkpoint import Checkpointer, load_checkpoint
+    from xfer.run.checkpoint import load_run_checkpoint
 
-    if checkpoint is not None:
-        state: dict[str, Any] = load_checkpoint(checkpoint)
-    else:
-        found = Checkpointer(rundir / "checkpoints").load_latest()
-        if found is None:
-            raise XferError(f"run {str(rundir)!r} has no readable checkpoint")
-        state = found[1]
-    method = state.get("method", {})
+    method = load_run_checkpoint(rundir, checkpoint).get("method", {})
     meta = method.get("meta", {})
     if "target_native" not in meta:
         raise XferError(f"{str(checkpoint or rundir)!r} is not a checkpoint of a coworld run")

@@ -21,7 +21,7 @@ from xfer.dreamer.loading import LoadReport
 from xfer.dreamer.loop import EnvBatch, EnvEvaluator, EvalAgent, replay_batches, train_offline, train_online
 from xfer.errors import XferError
 from xfer.recipe import Recipe, TaskSpec
-from xfer.run.checkpoint import Checkpointer, load_checkpoint
+from xfer.run.checkpoint import load_run_checkpoint
 from xfer.run.context import RunContext
 
 
@@ -45,18 +45,6 @@ def build_agent(spec: dict[str, Any], device: Any, **model_overrides: Any) -> Dr
     return DreamerAgent(shapes, spec["act_dim"], spec["discrete"], cfg, device=device)
 
 
-def find_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint file ``path``, or the newest checkpoint of the run directory ``path``."""
-    if path.is_file():
-        return load_checkpoint(path)
-    if not (path / "checkpoints").is_dir():
-        raise XferError(f"{str(path)!r} is neither a checkpoint file nor a run directory with checkpoints")
-    found = Checkpointer(path / "checkpoints").load_latest()
-    if found is None:
-        raise XferError(f"run {str(path)!r} has no readable checkpoint")
-    return found[1]
-
-
 def learner_state(checkpoint: dict[str, Any], where: Path) -> dict[str, Any]:
     state = checkpoint.get("method", {}).get("learner")
     if not isinstance(state, dict) or "world_model" not in state:
@@ -68,7 +56,7 @@ def learner_state(checkpoint: dict[str, Any], where: Path) -> dict[str, Any]:
 def init_from_run(agent: DreamerAgent, cfg: DreamerMethodConfig, ctx: RunContext) -> LoadReport:
     """``mode: finetune``: copy every tensor of ``init_from`` whose name and shape fit; report and log it."""
     assert cfg.init_from is not None
-    report = agent.load_matching(learner_state(find_checkpoint(cfg.init_from), cfg.init_from))
+    report = agent.load_matching(learner_state(load_run_checkpoint(cfg.init_from), cfg.init_from))
     if not report.loaded:
         raise XferError(f"finetune: no parameter of {str(cfg.init_from)!r} fits this agent "
                         f"({report.summary()})", hint="was it trained with another model size or inputs?")
@@ -133,7 +121,7 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
 def load_agent(rundir: Path, checkpoint: Path | None, device: str) -> EvalAgent:
     """The agent of a dreamer run's newest checkpoint (or of ``checkpoint``), for ``xfer eval``."""
     where = checkpoint or rundir
-    state = find_checkpoint(where)
+    state = load_run_checkpoint(where)
     meta = state.get("method", {}).get("meta", {})
     if "spec" not in meta:
         raise XferError(f"{str(where)!r} is not a checkpoint of a dreamer run (no agent spec)")

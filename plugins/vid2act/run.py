@@ -100,16 +100,9 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
 
 def load_agent(rundir: Path, checkpoint: Path | None, device: str) -> EvalAgent:
     """The Stage 2 student of a run (newest checkpoint, or ``checkpoint``), with its frozen teacher."""
-    from xfer.run.checkpoint import Checkpointer, load_checkpoint
+    from xfer.run.checkpoint import load_run_checkpoint
 
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-    else:
-        found = Checkpointer(Path(rundir) / "checkpoints").load_latest()
-        if found is None:
-            raise XferError(f"run {str(rundir)!r} has no checkpoint to evaluate")
-        state = found[1]
-    method = state["method"]
+    method = load_run_checkpoint(Path(rundir), checkpoint)["method"]
     if method.get("stage") != TRANSFER:
         raise XferError(f"run {str(rundir)!r} has no Stage 2 checkpoint yet (it is still pretraining)",
                         hint="Vid2Act's agent exists once Stage 2 (transfer) has checkpointed")

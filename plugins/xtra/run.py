@@ -53,11 +53,10 @@ def load_games(ctx: RunContext, cfg: EfficientZeroConfig, sources: list[TaskSpec
 
 def read_pretrained(path: Path) -> dict[str, Any]:
     """The student of another xtra run (its run directory's newest checkpoint, or a checkpoint file)."""
-    from xfer.run.checkpoint import Checkpointer, load_checkpoint
+    from xfer.run.checkpoint import load_run_checkpoint
 
-    found = load_checkpoint(path) if path.is_file() else (Checkpointer(path / "checkpoints").load_latest()
-                                                          or (None, None))[1]
-    if not found or "student" not in found["method"]:
+    found = load_run_checkpoint(path)
+    if "student" not in found["method"]:
         raise XferError(f"xtra: {str(path)!r} holds no pretrained student",
                         hint="pass an xtra run whose Stage 1 finished (e.g. one with pretrain_only: true)")
     return found["method"]["student"]

@@ -84,6 +84,10 @@ def make_adam(params: Iterable[Tensor], lr: float, cfg: DreamerConfig, device: t
                             fused=impl == "fused" or None)
 
 
+def _writable(value: Any) -> Any:
+    return value.copy() if isinstance(value, np.ndarray) and not value.flags.writeable else value
+
+
 class DreamerAgent:
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], act_dim: int, discrete: bool,
                  cfg: DreamerConfig, cond_dim: int = 0, actor_extra_dim: int = 0,
@@ -128,8 +132,9 @@ class DreamerAgent:
         return torch.autocast("cuda", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
     def to_tensors(self, data: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Move arrays/tensors to the device, keeping dtypes (uint8 images stay uint8)."""
-        return {key: torch.as_tensor(value, device=self.device) for key, value in data.items()}
+        """Move arrays/tensors to the device, keeping dtypes (uint8 images stay uint8). Read-only numpy arrays
+        (some simulators return them) are copied first: torch cannot wrap them safely."""
+        return {key: torch.as_tensor(_writable(value), device=self.device) for key, value in data.items()}
 
     def _step(self, opt: torch.optim.Optimizer) -> Tensor:
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]

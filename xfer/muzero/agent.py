@@ -121,16 +121,9 @@ def load_net(state: dict[str, Any], device: str | torch.device = "cpu") -> tuple
 def agent_from_checkpoint(rundir: Path, checkpoint: Path | None, device: str, key: str = "agent",
                           seed: int = 0) -> MuZeroAgent:
     """The agent a method stored under ``state[key]`` (config, net, legal_mask) in a run's checkpoint."""
-    from xfer.run.checkpoint import Checkpointer, load_checkpoint
+    from xfer.run.checkpoint import load_run_checkpoint
 
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-    else:
-        found = Checkpointer(Path(rundir) / "checkpoints").load_latest()
-        if found is None:
-            raise XferError(f"run {str(rundir)!r} has no checkpoint to evaluate")
-        state = found[1]
-    method = state["method"]
+    method = load_run_checkpoint(Path(rundir), checkpoint)["method"]
     if key not in method:
         raise XferError(f"the checkpoint of {str(rundir)!r} holds no agent yet ({key!r} missing)")
     stored = method[key]

@@ -101,3 +101,17 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except Exception as err:  # truncated zip, pickle refusing a global, ...
         raise XferError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {err})") from err
     return from_safe(state)
+
+
+def load_run_checkpoint(path: Path, checkpoint: Path | None = None) -> dict[str, Any]:
+    """``checkpoint`` when given; else ``path`` itself when it is a checkpoint file; else the newest readable
+    checkpoint of the run directory ``path`` (what ``load_agent`` functions and finetuning read)."""
+    target = Path(checkpoint or path)
+    if target.is_file():
+        return load_checkpoint(target)
+    if not (target / "checkpoints").is_dir():
+        raise XferError(f"{str(target)!r} is neither a checkpoint file nor a run directory with checkpoints")
+    found = Checkpointer(target / "checkpoints").load_latest()
+    if found is None:
+        raise XferError(f"run {str(target)!r} has no readable checkpoint")
+    return found[1]
