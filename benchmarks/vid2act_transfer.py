@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def vid2act_recipe(base: dict[str, Any], args: argparse.Namespace, seed: int) -> dict[str, Any]:
     recipe = copy.deepcopy(base)
-    recipe.update(name=f"vid2act_seed{seed}", seed=seed)
+    budget = f"{args.env_steps}steps_{args.pretrain_steps}pre"  # runs are reused only at an equal budget
+    recipe.update(name=f"vid2act_{budget}_seed{seed}", seed=seed)
     recipe["eval"] = {"every": args.eval_every, "episodes": args.eval_episodes, "video": False}
     recipe["checkpoint"] = {"every": max(args.env_steps // 4, 1), "keep": 1}
     recipe["vid2act"]["pretrain"]["steps"] = args.pretrain_steps
@@ -46,7 +47,7 @@ def dreamer_recipe(vid2act: dict[str, Any], seed: int) -> dict[str, Any]:
     keep = ("device", "target", "env", "eval", "checkpoint", "logging", "perf", "datadir", "logdir")
     recipe = {key: copy.deepcopy(vid2act[key]) for key in keep if key in vid2act}
     transfer = vid2act["vid2act"]["transfer"]
-    recipe.update(method="dreamer", name=f"dreamer_seed{seed}", seed=seed)
+    recipe.update(method="dreamer", name=vid2act["name"].replace("vid2act_", "dreamer_", 1), seed=seed)
     recipe["dreamer"] = {"mode": "online", "model": copy.deepcopy(vid2act["vid2act"]["model"]),
                          "train": {**transfer["schedule"], "env_steps": transfer["env_steps"]}}
     return recipe
@@ -91,13 +92,15 @@ def main() -> None:
     base["datadir"] = str(base.get("datadir", ROOT / "data"))
     base["logging"] = {**base.get("logging", {}), "tensorboard": False, "live": False}
     walls: dict[str, list[float]] = {"vid2act": [], "dreamer": []}
+    rundirs = []
     for seed in args.seeds:
         v2a = vid2act_recipe(base, args, seed)
         for method, recipe in (("vid2act", v2a), ("dreamer", dreamer_recipe(v2a, seed))):
-            _, wall = run_one(recipe, args.out, args.fresh)
+            rundir, wall = run_one(recipe, args.out, args.fresh)
+            rundirs.append(rundir)
             walls[method].append(wall)
 
-    runs = find_runs([args.out / "runs"])
+    runs = find_runs(rundirs)  # only this invocation's runs, never other runs left in OUT
     plot_curves(runs, "eval/return", "env_steps", "method", args.out / "curves_return.png",
                 title="drawer-open: Vid2Act vs DreamerV2 from scratch")
     plot_curves(runs, "eval/success", "env_steps", "method", args.out / "curves_success.png")
