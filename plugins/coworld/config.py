@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xfer.dreamer.config import DreamerConfig
+from xfer.presets import expand_preset
 
 #: Table 7's two columns; ``source_warmup_steps`` from Appendix D (source pretraining of DV2 Finetune: 160k
 #: steps Meta-World, 600k DMC; CoWorld trains as long as DV2 Finetune, Table 5); ``prefill`` from DreamerV2's
@@ -114,14 +115,7 @@ class CoWorldConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _expand_preset(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        name = data.get("preset", "metaworld")
-        if name is None:
-            return data
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return {**PRESETS[name], **data}
+        return expand_preset(data, PRESETS, default="metaworld")
 
     @field_validator("model", mode="before")
     @classmethod

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from xfer.presets import expand_preset
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "paper_atari": {
@@ -47,12 +49,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PresetName = Literal["paper", "paper_atari", "authors", "small", "tiny"]
+
+
 class DreamerConfig(BaseModel):
     """Every size, learning rate and coefficient of the DreamerV2 backbone."""
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: str | None = Field(None, description="named preset expanded before the other keys")
+    preset: PresetName | None = Field(None, description="named preset expanded before the other keys")
 
     # observation encoder / decoder
     cnn_depth: int = Field(48, ge=1, description="channels of the first conv layer (doubling per layer)")
@@ -121,12 +126,7 @@ class DreamerConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _expand_preset(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("preset") is None:
-            return data
-        name = data["preset"]
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return {**PRESETS[name], **data}
+        return expand_preset(data, PRESETS)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> DreamerConfig:

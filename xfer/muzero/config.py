@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from xfer.presets import expand_preset
+
 PresetName = Literal["tiny", "paper", "paper-L"]
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -112,12 +114,7 @@ class EfficientZeroConfig(BaseModel):
     @classmethod
     def _expand_preset(cls, data: Any) -> Any:
         """Fill fields from the named preset; fields given explicitly win."""
-        if isinstance(data, dict) and data.get("preset") is not None:
-            name = data["preset"]
-            if name not in PRESETS:
-                return data  # the Literal check on ``preset`` reports the error with the choices
-            return {**PRESETS[name], **data}
-        return data
+        return expand_preset(data, PRESETS)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> EfficientZeroConfig:
