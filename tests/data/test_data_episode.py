@@ -45,6 +45,11 @@ def test_validation_names_key_expected_and_found(episode) -> None:
     del missing["success"]
     with pytest.raises(XferError, match="missing key.*success"):
         validate_episode(missing)
+    no_observation = episode(5)
+    del no_observation["image"]
+    no_observation.pop("state", None)
+    with pytest.raises(XferError, match="missing key.*image or state"):
+        validate_episode(no_observation)
     no_last = episode(5)
     del no_last["is_last"]
     assert validate_episode(no_last)["is_last"].tolist() == [False] * 4 + [True]
@@ -103,3 +108,13 @@ def test_truncation_is_last_but_not_terminal() -> None:
     assert ep["is_last"].tolist() == [False, True] and ep["is_terminal"].tolist() == [False, False]
     assert ep["state"].dtype == np.float32 and ep["action"].dtype == np.float32
     assert not builder.success_defined
+
+
+def test_state_only_episode_round_trips(tmp_path: Path, episode) -> None:
+    """``env.pixels: false`` gives episodes with a state vector and no image."""
+    original = episode(5)
+    del original["image"]
+    original["state"] = np.arange(25, dtype=np.float32).reshape(5, 5)
+    loaded = load_episode(write_episode(tmp_path, 0, original))
+    assert "image" not in loaded
+    np.testing.assert_array_equal(loaded["state"], original["state"])

@@ -6,7 +6,7 @@ An episode is a dict of equal-length arrays, one row per observation (``T`` rows
 key             dtype         row ``t`` holds
 ==============  ============  ==========================================================================
 ``image``       uint8         observation ``o_t``, shape ``[T, H, W, C]``
-``state``       float32       optional simulator state of ``o_t``, ``[T, D]``
+``state``       float32       simulator state of ``o_t``, ``[T, D]``
 ``action``      float32       the action ``a_{t-1}`` that *led to* ``o_t`` (zeros at ``t = 0``), ``[T, A]``;
                               discrete actions are stored one-hot (``A`` = number of actions)
 ``reward``      float32       the reward received on arriving at ``o_t`` (zero at ``t = 0``), ``[T]``
@@ -15,6 +15,8 @@ key             dtype         row ``t`` holds
 ``is_terminal`` bool          ``o_t`` is a terminal state (no bootstrapping past it); false on truncation
 ``success``     bool          ``info["success"]`` on arriving at ``o_t`` (false where the suite defines none)
 ==============  ============  ==========================================================================
+
+An episode holds ``image``, ``state`` or both (a state-only episode comes from ``env.pixels: false``).
 
 This is DreamerV2's convention (Hafner et al. 2021): the world model reads ``(a_{t-1}, o_t)`` and predicts
 ``r_t`` at the same row. An episode of ``T`` rows has *length* ``T - 1`` (environment steps taken), its
@@ -41,15 +43,15 @@ from xfer.errors import XferError
 
 Episode = dict[str, np.ndarray]
 
+OBSERVATION_KEYS: dict[str, type] = {"image": np.uint8, "state": np.float32}
 REQUIRED_KEYS: dict[str, type] = {
-    "image": np.uint8,
     "action": np.float32,
     "reward": np.float32,
     "is_first": np.bool_,
     "is_terminal": np.bool_,
     "success": np.bool_,
 }
-OPTIONAL_KEYS: dict[str, type] = {"state": np.float32, "is_last": np.bool_}
+OPTIONAL_KEYS: dict[str, type] = {**OBSERVATION_KEYS, "is_last": np.bool_}
 FILE_RE = re.compile(r"^ep(?P<index>\d{6,})_len(?P<length>\d+)\.npz$")
 
 
@@ -81,9 +83,11 @@ def validate_episode(episode: Mapping[str, Any], name: str = "episode") -> Episo
     Raises an :class:`XferError` naming the episode, the key, what was expected and what was found.
     """
     missing = [key for key in REQUIRED_KEYS if key not in episode]
+    if not any(key in episode for key in OBSERVATION_KEYS):
+        missing.insert(0, " or ".join(OBSERVATION_KEYS))
     if missing:
         raise XferError(f"{name}: missing key(s) {', '.join(missing)}",
-                        hint=f"an episode needs {', '.join(REQUIRED_KEYS)}")
+                        hint=f"an episode needs image and/or state, {', '.join(REQUIRED_KEYS)}")
     out: Episode = {}
     rows = len(episode["reward"])
     if rows < 1:
@@ -218,7 +222,6 @@ class EpisodeBuilder:
                 info: Mapping[str, Any]) -> None:
         self.success_defined = self.success_defined or "success" in info
         row = {
-            "image": np.asarray(obs["image"], np.uint8),
             "action": action,
             "reward": np.float32(reward),
             "is_first": np.bool_(not self.rows),
@@ -226,8 +229,9 @@ class EpisodeBuilder:
             "is_terminal": np.bool_(terminal),
             "success": np.bool_(bool(info.get("success", False))),
         }
-        if "state" in obs:
-            row["state"] = np.asarray(obs["state"], np.float32)
+        for key, dtype in OBSERVATION_KEYS.items():
+            if key in obs:
+                row[key] = np.asarray(obs[key], dtype)
         self.rows.append(row)
 
     def finish(self) -> Episode:
