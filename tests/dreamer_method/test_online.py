@@ -50,3 +50,27 @@ def test_xfer_eval_reports_and_writes_video(online_run: Path, tmp_path: Path) ->
 
     frame = imageio.mimread(video)[0]
     assert frame.shape[1] == 2 * frame.shape[0]  # real frames next to the open-loop prediction
+
+
+def test_state_only_run_without_rendering(workdir: Path, tmp_path: Path) -> None:
+    """``env.pixels: false`` with ``inputs: [state]``: the replay holds states only, the run finishes
+    (the requested video is skipped with a message), and ``xfer eval --video`` says why it cannot record."""
+    import pytest
+
+    from xfer.data.episode import episode_files, load_episode
+    from xfer.errors import XferError
+
+    recipe = write_recipe(workdir, "state_only", {"mode": "online", "inputs": ["state"], "train": TINY_TRAIN},
+                          env={"time_limit": 100, "state": True, "pixels": False},
+                          eval={"every": 200, "episodes": 1, "video": True})
+    rundir = start_run(recipe)
+    assert json.loads((rundir / "run.json").read_text())["status"] == "done"
+    assert not (rundir / "videos").exists()
+    stored = load_episode(episode_files(rundir / "replay")[0])
+    assert "image" not in stored and stored["state"].shape[1] == 5
+    result = evaluate_run(rundir, episodes=1, video=None, explore=False, seed=0, device="cpu",
+                          console=Console(quiet=True))
+    assert result["eval/return"] > 0
+    with pytest.raises(XferError, match="env.pixels: false"):
+        evaluate_run(rundir, episodes=1, video=tmp_path / "v.mp4", explore=False, seed=0, device="cpu",
+                     console=Console(quiet=True))

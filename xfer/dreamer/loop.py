@@ -139,9 +139,13 @@ class EnvEvaluator:
         metrics, _ = run_episodes(self.agent, self.env, self.episodes, int(self.ctx.rng.integers(2**31)))
         return metrics
 
-    def video(self, path: Path, step: int) -> Path:
+    def video(self, path: Path, step: int) -> Path | None:
         """One episode as a video (real frames, and the world model's open-loop prediction when the agent
-        has ``openloop``), written to ``path`` and TensorBoard."""
+        has ``openloop``), written to ``path`` and TensorBoard; None when the environment renders no images
+        (``env.pixels: false``)."""
+        if "image" not in getattr(self.env.observation_space, "spaces", {"image": None}):
+            self.ctx.say("no evaluation video: the environment renders no images (env.pixels: false)")
+            return None
         _, recorded = run_episodes(self.agent, self.env, 1, int(self.ctx.rng.integers(2**31)), record=True)
         frames = video_frames(self.agent, recorded[0])
         self.ctx.logger.video("eval/video", frames, step)
@@ -256,7 +260,8 @@ class _Run:
         video = getattr(self.evaluator, "video", None)
         if self.ctx.recipe.eval.video and video is not None:
             path = video(self.ctx.rundir / "videos" / f"eval-{step}.mp4", step)
-            self.ctx.say(f"evaluation video: {path}")
+            if path is not None:
+                self.ctx.say(f"evaluation video: {path}")
         self.save(step)
 
 

@@ -99,6 +99,10 @@ def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool,
                                                                                         str(dev))
     env = make_env(recipe.target.suite, recipe.target.task, recipe.env_for(recipe.target), seed,
                    registry=registry)
+    if video is not None and "image" not in getattr(env.observation_space, "spaces", {"image": None}):
+        env.close()
+        raise XferError("--video needs images, but this run's environment renders none (env.pixels: false)",
+                        hint="leave out --video; the run was recorded without rendering")
     result, recorded = run_episodes(agent, env, episodes, seed, explore, record=video is not None)
     env.close()
     if video is not None:
