@@ -1,7 +1,9 @@
 """The dreamer baseline learns: DMC cartpole-balance from the state vector (slow; run with ``-m slow``).
 
 Runs ``recipes/dreamer_cartpole_state.yaml`` as it is and compares its final greedy evaluation with a
-uniformly random policy's return, measured here on the same environment (BENCHMARKS.md: about 300).
+uniformly random policy's return, measured here on the same environment (BENCHMARKS.md: about 300). The
+recipe's comments say where it departs from the paper's DMC defaults and why. Measured greedy returns: seed 0
+762 at 14k and 857 at the recipe's 20k (13 min), seed 1 677 at 14k, seed 2 559 at 14k and 726 at 20k.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ class RandomAgent:
 
 @pytest.mark.slow
 def test_cartpole_balance_from_state_beats_random_clearly(tmp_path: Path) -> None:
-    env = make_env("dmc", "cartpole-balance", EnvSettings(state=True, action_repeat=2), seed=0)
+    env = make_env("dmc", "cartpole-balance", EnvSettings(state=True, pixels=False, action_repeat=2), seed=0)
     random_result, _ = run_episodes(RandomAgent(0), env, episodes=5, seed=1000)
+    still_result, _ = run_episodes(ConstantAgent(0.0), env, episodes=5, seed=1000)
     env.close()
     start = time.monotonic()
     rundir = start_run(RECIPE, overrides=[f"logdir={tmp_path}", "logging.live=false"])
@@ -40,6 +43,7 @@ def test_cartpole_balance_from_state_beats_random_clearly(tmp_path: Path) -> Non
     evals = [row for row in read_metrics(rundir / "metrics.jsonl") if "eval/return" in row]
     curve = ", ".join(f"{row['env_steps']}: {row['eval/return']:.0f}" for row in evals)
     print(f"random {random_result['eval/return']:.0f} ± {random_result['eval/return_std']:.0f}; "
+          f"constant action 0: {still_result['eval/return']:.0f}; "
           f"dreamer (env steps: return) {curve}; {minutes:.1f} min")
     final = evals[-1]
     assert final["eval/return"] > random_result["eval/return"] + 3 * random_result["eval/return_std"] + 150
@@ -73,6 +77,14 @@ def test_learns_the_fake_reach_task(tmp_path: Path) -> None:
     final = [row for row in read_metrics(rundir / "metrics.jsonl") if "eval/return" in row][-1]
     assert final["eval/return"] > random_result["eval/return"] / 2, (final, random_result)
     assert final["eval/success"] >= 0.5
+
+
+class ConstantAgent:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def act(self, obs: dict[str, np.ndarray], state: None, explore: bool) -> tuple[np.ndarray, None]:
+        return np.full((1, 1), self.value, np.float32), None
 
 
 class RandomAgent2D(RandomAgent):
