@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from xfer.dreamer.behavior import lambda_return
-from xfer.nets.dists import OneHotCategorical, TruncatedNormal, straight_through_onehot
+from xfer.nets.dists import (
+    OneHotCategorical,
+    TruncatedNormal,
+    log_softmax,
+    softmax,
+    straight_through_onehot,
+)
 
 
 def _returns(lam: float) -> torch.Tensor:
@@ -64,3 +70,16 @@ def test_truncated_normal_density_and_entropy_match_numerics() -> None:
     assert torch.isclose((density * step).sum(), torch.tensor(1.0), atol=1e-3)
     numeric_entropy = -(density * log_p * step).sum()
     assert torch.isclose(dist.entropy()[0], numeric_entropy, atol=1e-3)
+
+
+def test_elementwise_softmax_matches_torch_in_value_and_gradient() -> None:
+    """The categorical latents' and actions' softmax / log-softmax equal torch's (values, gradients, and
+    no overflow for large logits)."""
+    logits = torch.randn(5, 4, 32, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(softmax(logits), torch.softmax(logits, -1))
+    assert torch.allclose(log_softmax(logits), torch.log_softmax(logits, -1))
+    assert torch.autograd.gradcheck(softmax, (logits,))
+    assert torch.autograd.gradcheck(log_softmax, (logits,))
+    large = torch.tensor([[1000.0, 0.0, -1000.0]])
+    assert torch.equal(softmax(large), torch.tensor([[1.0, 0.0, 0.0]]))
+    assert torch.isfinite(log_softmax(large)).all()
