@@ -46,7 +46,7 @@ import torch
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.method_config import TrainSchedule
 from xfer.run.context import RunContext
-from xfer.run.evaluate import run_episodes, video_frames, write_video
+from xfer.run.evaluate import renders_images, run_episodes, video_frames, write_video
 
 BatchSource = Callable[[np.random.Generator], Mapping[str, np.ndarray]]
 TRAIN_KEYS = ("action", "reward", "is_first", "is_terminal")
@@ -143,7 +143,7 @@ class EnvEvaluator:
         """One episode as a video (real frames, and the world model's open-loop prediction when the agent
         has ``openloop``), written to ``path`` and TensorBoard; None when the environment renders no images
         (``env.pixels: false``)."""
-        if "image" not in getattr(self.env.observation_space, "spaces", {"image": None}):
+        if not renders_images(self.env):
             self.ctx.say("no evaluation video: the environment renders no images (env.pixels: false)")
             return None
         _, recorded = run_episodes(self.agent, self.env, 1, int(self.ctx.rng.integers(2**31)), record=True)

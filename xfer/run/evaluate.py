@@ -17,6 +17,12 @@ from xfer.errors import XferError
 from xfer.interfaces import Agent
 
 
+def renders_images(env: Any) -> bool:
+    """Whether ``env`` observes an ``image`` (false for ``env.pixels: false`` environments)."""
+    spaces = getattr(env.observation_space, "spaces", None)
+    return spaces is None or "image" in spaces
+
+
 def run_episodes(agent: Agent, env: Any, episodes: int, seed: int, explore: bool = False,
                  record: bool = False) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
     """Roll ``agent`` out in one gymnasium ``env``; the k-th episode is reset with ``seed + k``."""
@@ -99,7 +105,7 @@ def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool,
                                                                                         str(dev))
     env = make_env(recipe.target.suite, recipe.target.task, recipe.env_for(recipe.target), seed,
                    registry=registry)
-    if video is not None and "image" not in getattr(env.observation_space, "spaces", {"image": None}):
+    if video is not None and not renders_images(env):
         env.close()
         raise XferError("--video needs images, but this run's environment renders none (env.pixels: false)",
                         hint="leave out --video; the run was recorded without rendering")
