@@ -20,6 +20,8 @@ Seams for methods (all plain attributes, set after construction)::
     agent.critic_terms.append(value_constraint)
     # CoWorld / offline DV2: replace the reward of imagination.
     agent.reward_fn = lambda imag: my_reward(imag.feat)
+    # CoWorld / Vid2Act: a 4-d domain in a 5-d agent; the padded entry is 0 in imagination and acting.
+    agent.behavior.set_action_mask([True, True, True, True, False])
 
 ``train_step`` = ``train_world_model`` then ``train_behavior``; a method may call the two phases itself.
 """

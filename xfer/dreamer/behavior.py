@@ -14,6 +14,9 @@ Seams:
 - :data:`CriticTerm`: callables adding to the critic loss, given the imagination, its returns and the critic's
   value predictions (CoWorld's value constraint α·max(v_tg, sg(v_src)), Eq. 6 of CoWorld).
 - :meth:`ActorCritic.frozen_value`: this critic's value without a graph, safe to call from another agent.
+- :meth:`ActorCritic.set_action_mask`: action entries that are padding (an agent whose action size is the
+  largest of several domains, CoWorld and Vid2Act) are exactly 0 wherever an action is drawn — imagination
+  and acting — and are left out of the actor's log-probability and entropy, so no model sees them.
 - the reward of imagination is a parameter of :meth:`ActorCritic.losses` (CoWorld relabelling, offline-DV2
   penalty).
 """
@@ -21,7 +24,7 @@ Seams:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -86,15 +89,33 @@ class ActorCritic(nn.Module):
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.rho = cfg.reinforce_weight(discrete)
         self.entropy_scale = cfg.entropy_scale(discrete)
+        self.action_mask: Tensor | None
+        self.register_buffer("action_mask", None, persistent=False)  # [A] bool, False = padded entry
+
+    def set_action_mask(self, real: Sequence[bool] | Tensor | None) -> None:
+        """Mark padded action entries (``real[i]`` False): continuous actions only. ``None`` = all real. A
+        non-persistent buffer: it moves with the module but is not in the state dict (checkpoints keep their
+        keys), so the method that pads sets it after construction."""
+        if real is None:
+            self.action_mask = None
+            return
+        mask = torch.as_tensor(real, dtype=torch.bool, device=next(self.critic.parameters()).device)
+        if self.discrete:
+            raise ValueError("an action mask is for padded continuous actions, not discrete ones")
+        if mask.shape != (self.act_dim,) or not bool(mask.any()):
+            raise ValueError(f"the action mask needs {self.act_dim} entries with at least one real entry, "
+                             f"got {mask.tolist()}")
+        self.action_mask = None if bool(mask.all()) else mask
 
     # -- heads ---------------------------------------------------------------------------------------------
     def dist(self, actor_out: Tensor) -> ActionDist:
         """Action distribution from raw actor outputs: one-hot categorical, or a truncated normal on [-1, 1]
-        with mean tanh(μ) and std 2·sigmoid(σ/2) + min_std (DreamerV2 code)."""
+        with mean tanh(μ) and std 2·sigmoid(σ/2) + min_std (DreamerV2 code), its padded entries masked."""
         if self.discrete:
             return OneHotCategorical(actor_out)
         mean, std = actor_out.chunk(2, -1)
-        return TruncatedNormal(torch.tanh(mean), 2 * torch.sigmoid(std / 2) + self.cfg.actor_min_std)
+        return TruncatedNormal(torch.tanh(mean), 2 * torch.sigmoid(std / 2) + self.cfg.actor_min_std,
+                               mask=self.action_mask)
 
     def actor_forward(self, feat: Tensor, extra: Tensor | None) -> Tensor:
         return self.actor(feat if extra is None else torch.cat([feat, extra], -1))

@@ -84,10 +84,16 @@ class TruncatedNormal:
     in loc and scale (needed for dynamics backpropagation, DreamerV2 Eq. 6 with ρ = 0). As in DreamerV2's
     code the sample is clipped ``clip`` inside the bounds with a straight-through gradient. ``log_prob`` and
     ``entropy`` sum over the action dimensions.
+
+    ``mask`` [A] (1 = real entry, 0 = padding; ``None`` = all real) removes padded action entries: samples
+    and the mode are exactly 0 there (with zero gradient to ``loc``/``scale``), and ``log_prob``/``entropy``
+    sum over the real entries only, so nothing about a padded entry reaches a loss.
     """
 
-    def __init__(self, loc: Tensor, scale: Tensor, low: float = -1.0, high: float = 1.0, clip: float = 1e-6):
+    def __init__(self, loc: Tensor, scale: Tensor, low: float = -1.0, high: float = 1.0, clip: float = 1e-6,
+                 mask: Tensor | None = None):
         self.loc, self.scale, self.low, self.high, self.clip = loc, scale, low, high, clip
+        self.mask = None if mask is None else mask.bool()
         self.alpha = (low - loc) / scale
         self.beta = (high - loc) / scale
         self.cdf_alpha = _normal_cdf(self.alpha)
@@ -98,20 +104,29 @@ class TruncatedNormal:
         quantile = (self.cdf_alpha + uniform * self.mass).clamp(1e-6, 1 - 1e-6)
         sample = self.loc + self.scale * _SQRT2 * torch.erfinv(2 * quantile - 1)
         clipped = sample.detach().clamp(self.low + self.clip, self.high - self.clip)
-        return sample + (clipped - sample.detach())
+        return self._zero_padding(sample + (clipped - sample.detach()))
 
     def mode(self) -> Tensor:
-        return self.loc.clamp(self.low + self.clip, self.high - self.clip)
+        return self._zero_padding(self.loc.clamp(self.low + self.clip, self.high - self.clip))
 
     def log_prob(self, value: Tensor) -> Tensor:
         z = (value - self.loc) / self.scale
-        return (_normal_log_pdf(z) - torch.log(self.scale) - torch.log(self.mass)).sum(-1)
+        return self._sum_real(_normal_log_pdf(z) - torch.log(self.scale) - torch.log(self.mass))
 
     def entropy(self) -> Tensor:
         pdf_alpha = _normal_log_pdf(self.alpha).exp()
         pdf_beta = _normal_log_pdf(self.beta).exp()
         correction = (self.alpha * pdf_alpha - self.beta * pdf_beta) / (2 * self.mass)
-        return (_LOG_SQRT_2PI_E + torch.log(self.scale) + torch.log(self.mass) + correction).sum(-1)
+        return self._sum_real(_LOG_SQRT_2PI_E + torch.log(self.scale) + torch.log(self.mass) + correction)
+
+    def _zero_padding(self, action: Tensor) -> Tensor:
+        return action if self.mask is None else torch.where(self.mask, action, torch.zeros_like(action))
+
+    def _sum_real(self, per_entry: Tensor) -> Tensor:
+        """Sum over the action entries, padded ones (mask 0) left out (``where``, so they add exactly 0)."""
+        if self.mask is None:
+            return per_entry.sum(-1)
+        return torch.where(self.mask, per_entry, torch.zeros_like(per_entry)).sum(-1)
 
 
 class OneHotCategorical:
