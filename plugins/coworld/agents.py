@@ -13,9 +13,12 @@ Both domains use DreamerV2 agents of identical architecture (:class:`xfer.dreame
 Action spaces (**gap** in the authors' code, **xfer** decision in METHODS.md): every agent gets the largest
 action size among the target dataset and the source environments. A source environment with fewer action
 dimensions is made with ``env.pad_action_to`` (:class:`xfer.envs.wrappers.PadAction`: the extra entries
-are dropped before the simulator) and the source agent's padded entries are set to zero before acting, so
-its replay holds zero-padded actions; target batches with fewer dimensions are zero-padded when sampled;
-the evaluated target agent emits only the target environment's own dimensions.
+are dropped before the simulator) and the router zeroes the padded entries of every action it passes on, so
+the source's replay holds zero-padded actions; target batches with fewer dimensions are zero-padded when
+sampled; the evaluated target agent emits only the target environment's own dimensions. Every agent's actor
+masks its domain's padded entries (:meth:`xfer.dreamer.behavior.ActorCritic.set_action_mask`): they are
+exactly 0 in imagination as in acting and leave the actor's log-probability and entropy, so the policy,
+critic and world model are never fitted to an action entry the simulator does not have.
 """
 
 from __future__ import annotations
@@ -114,10 +117,14 @@ class TargetData:
 
 
 def build_agent(obs_shapes: Mapping[str, Sequence[int]], act_dim: int, model: DreamerConfig,
-                device: Any, **overrides: Any) -> DreamerAgent:
+                device: Any, native: int | None = None, **overrides: Any) -> DreamerAgent:
+    """A DreamerV2 agent of ``act_dim`` actions whose entries from ``native`` on are padding (masked)."""
     cfg = DreamerConfig.model_validate({**model.model_dump(), "preset": None, **overrides})
     shapes = {key: tuple(shape) for key, shape in obs_shapes.items()}
-    return DreamerAgent(shapes, act_dim, False, cfg, device=device)
+    agent = DreamerAgent(shapes, act_dim, False, cfg, device=device)
+    if native is not None:
+        agent.behavior.set_action_mask([i < native for i in range(act_dim)])
+    return agent
 
 
 @dataclass

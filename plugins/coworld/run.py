@@ -76,8 +76,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     natives = [probe_action_size(ctx, task, recipe.seed) for task in recipe.sources]
     act_dim = max(target_native, *natives)
     names = [f"{i}-{task.task}" for i, task in enumerate(recipe.sources)]
-    target = build_agent(obs_shapes, act_dim, cfg.model, ctx.device)
-    sources = [build_agent(obs_shapes, act_dim, cfg.model, ctx.device) for _ in recipe.sources]
+    target = build_agent(obs_shapes, act_dim, cfg.model, ctx.device, native=target_native)
+    sources = [build_agent(obs_shapes, act_dim, cfg.model, ctx.device, native=native) for native in natives]
     target_data = TargetData(path, target_task.dataset.max_episodes, cfg.batch_size, cfg.batch_length,
                              act_dim, obs_keys, ctx.rng)
     stages = wire_stages(cfg, target, sources, names, target_data)
@@ -117,6 +117,7 @@ def load_agent(rundir: Path, checkpoint: Path | None, device: str) -> TargetEval
     if "target_native" not in meta:
         raise XferError(f"{str(checkpoint or rundir)!r} is not a checkpoint of a coworld run")
     model = DreamerConfig.model_validate({**meta["model"], "preset": None})
-    agent = build_agent(meta["obs_shapes"], meta["act_dim"], model, device, compile=False)
+    agent = build_agent(meta["obs_shapes"], meta["act_dim"], model, device, native=int(meta["target_native"]),
+                        compile=False)
     agent.load_state_dict(method["learner"]["target"])
     return TargetEvalAgent(agent, int(meta["target_native"]))
