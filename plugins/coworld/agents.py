@@ -156,7 +156,7 @@ def wire_stages(cfg: CoWorldConfig, target: DreamerAgent, sources: Sequence[Drea
     stages = Stages(alignment, selector, None)
     if cfg.stages.value_constraint:
         stages.constraint = ValueConstraint(lambda: sources[stages.selected].behavior,
-                                            cfg.value_constraint_scale)
+                                            cfg.value_constraint_scale, cfg.value_constraint_variant)
         target.critic_terms.append(stages.constraint)
     if cfg.stages.reward_alignment:
         for source in sources:

@@ -84,6 +84,9 @@ class CoWorldConfig(Strict):
     reward_mix: float = Field(0.3, ge=0, le=1, description="k of Eq. 4 (0.3 Meta-World, 0.9 DMC)")
     eta: EtaConfig = Field(default_factory=EtaConfig)
     value_constraint_scale: float = Field(2.0, ge=0, description="α of Eq. 6 (2 Meta-World, 1 DMC; code 1.5)")
+    value_constraint_variant: Literal["min_max", "without_max"] = Field(
+        "min_max", description="min_max: Eq. 6, α·max(v_tg, sg(v_src)); without_max: Fig. 5(b)'s 'CoWorld "
+        "w/o Max' (Section 4.5), α·v_tg on every imagined state, the source critic unused")
     stages: StageSwitches = Field(default_factory=StageSwitches)
 
     # schedule (Algorithm 1)
