@@ -13,8 +13,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from xfer.errors import XferError
+from xfer.errors import XferError, os_error
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="xfer: transfer reinforcement learning with world models.")
@@ -52,7 +53,7 @@ def validate(recipe: Path, set_: SetOption = None) -> None:
 
     resolved = load_recipe(recipe, get_registry(), set_ or [])
     out.print(dump_recipe(resolved), highlight=False, markup=False)
-    err.print(f"[green]ok[/green]: {recipe} is a valid {resolved.method} recipe")
+    err.print(f"[green]ok[/green]: {escape(str(recipe))} is a valid {escape(resolved.method)} recipe")
 
 
 @app.command()
@@ -151,8 +152,12 @@ def plot(
     """Learning curves: mean and 95% band over seeds, one curve per group."""
     from xfer.plot import find_runs, plot_curves
 
-    written = plot_curves(find_runs(paths), metric, x, group_by, out_path, title)
-    out.print(f"wrote {written}", highlight=False)
+    runs = find_runs(paths)
+    try:
+        written = plot_curves(runs, metric, x, group_by, out_path, title)
+    except OSError as error:
+        raise os_error(error, f"writing the plot {out_path}") from error
+    out.print(f"wrote {written}", highlight=False, markup=False)
 
 
 @app.command()
@@ -189,9 +194,9 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except XferError as error:
-        err.print(f"[red]error:[/red] {error.message}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)  # user text: no markup
         if error.hint:
-            err.print(f"  hint: {error.hint}", highlight=False)
+            err.print(f"  hint: {error.hint}", highlight=False, markup=False)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")

@@ -9,6 +9,7 @@ matches no spec is an error (``check_pending``).
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -17,8 +18,8 @@ from types import ModuleType
 import pluggy
 
 from xfer import hookspecs
-from xfer.errors import XferError
-from xfer.registry import MethodSpec, Registry, SuiteSpec
+from xfer.errors import XferError, did_you_mean
+from xfer.registry import DISABLED, MethodSpec, Registry, SuiteSpec
 
 GROUP = "xfer"
 
@@ -89,7 +90,22 @@ def load_plugins(extra: dict[str, object] | None = None) -> Loaded:
             _register_module(pm, info, module)
         except Exception as err:  # a broken plugin must not stop any other command
             info.status, info.error = "broken", _one_line(err)
-    return Loaded(_collect(pm, infos), infos, pm)
+    _warn_unmatched(blocked, [info.name for info in infos])
+    registry = _collect(pm, infos)
+    registry.unavailable = {info.name: DISABLED if info.status == "blocked" else info.error
+                            for info in infos if info.status != "ok"}
+    return Loaded(registry, infos, pm)
+
+
+_warned: set[str] = set()
+
+
+def _warn_unmatched(blocked: set[str], names: list[str]) -> None:
+    """One stderr line (once per process) for each ``XFER_DISABLE_PLUGINS`` name matching no plugin."""
+    for name in sorted(blocked - set(names) - _warned):
+        _warned.add(name)
+        print(f"warning: XFER_DISABLE_PLUGINS names {name!r}, which matches no installed plugin"
+              f"{did_you_mean(name, names)}; plugins: {', '.join(names) or 'none'}", file=sys.stderr)
 
 
 def _collect(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:

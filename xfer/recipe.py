@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from xfer.envs.settings import EnvSettings
 
 
+def is_path_component(name: str) -> bool:
+    """Whether ``name`` is one entry of a directory: not empty, no separator, no leading dot, no NUL."""
+    return bool(name.strip()) and not any(c in name for c in "/\\\0") and not name.startswith(".")
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,7 +85,8 @@ class Recipe(Strict):
     """A whole experiment. ``config`` holds the method's own validated section (key = method name)."""
 
     method: str
-    name: str | None = Field(None, description="run name; default: the recipe file's stem")
+    name: str | None = Field(None, description="run name (one directory name under logdir); default: the "
+                                               "recipe file's stem")
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     deterministic: bool = False
@@ -101,6 +107,15 @@ class Recipe(Strict):
         ok = value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
         if not ok:
             raise ValueError("device must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not is_path_component(value):
+            raise ValueError("a run name is one path component (a directory under logdir): not empty, "
+                             "no '/' or '\\', not starting with '.'; "
+                             "fix it with --set name=NAME, e.g. name=my-run")
         return value
 
     def env_for(self, task: TaskSpec) -> EnvSettings:

@@ -30,18 +30,88 @@ class RecipeError(XferError):
         self.problems = problems
 
 
+class RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a key given twice in one mapping and any explicit tag are errors."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!"):
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.MarkedYAMLError(problem=f"YAML tag {shown!r} is not allowed in a recipe (write "
+                                               "plain values)", problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *anchor' may be overridden by the mapping's own keys
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first_line.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if seen is not None:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r} (first on line {seen})",
+                                           problem_mark=key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse recipe YAML with :class:`RecipeLoader`; raises ``yaml.YAMLError`` (see :func:`yaml_problem`)."""
+    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 - RecipeLoader is a SafeLoader
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error as one line: what is wrong and where (``line L, column C``)."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return str(err).replace("\n", " ")
+    what = "; ".join(part for part in (err.context, err.problem) if part)
+    mark = err.problem_mark or err.context_mark
+    return f"{what} at line {mark.line + 1}, column {mark.column + 1}" if mark else what
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a recipe file into a mapping, with a clear message for a missing or malformed file."""
-    if not path.is_file():
+    """Read a recipe file into a mapping, with one clear message for a missing, unreadable, non-UTF-8 or
+    malformed file, a duplicate key or a YAML tag."""
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.y*ml"))[:5]
+        raise XferError(f"recipe {str(path)!r} is a directory, not a recipe file",
+                        hint=f"give one of its files, e.g. {path / found[0]}" if found
+                        else "give the path of a .yaml recipe file")
+    if not path.exists():
         raise XferError(f"recipe file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        raw = path.read_bytes()
+    except OSError as err:
+        raise XferError(f"recipe {str(path)!r} cannot be read: {err.strerror or err}") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise XferError(f"recipe {str(path)!r} is not UTF-8 text: byte 0x{raw[err.start]:02x} on line {line}",
+                        hint="save the file as UTF-8") from err
+    try:
+        data = parse_yaml(text) or {}
     except yaml.YAMLError as err:
-        raise XferError(f"recipe {str(path)!r} is not valid YAML: {err}") from err
+        raise XferError(f"recipe {str(path)!r} is not valid YAML: {yaml_problem(err)}") from err
     if not isinstance(data, dict):
         raise XferError(f"recipe {str(path)!r} must be a mapping of keys to values, "
                         f"found {type(data).__name__}")
     return data
+
+
+def parse_set_value(key: str, raw: str) -> Any:
+    """The value of ``--set key=raw``, parsed as YAML (with :class:`RecipeLoader`'s checks)."""
+    if not raw.strip():
+        return None
+    try:
+        return parse_yaml(raw)
+    except yaml.YAMLError as err:
+        raise XferError(f"--set {key}: value {raw!r} is not valid YAML: {yaml_problem(err)}",
+                        hint=f"quote a value meant as text: --set '{key}=\"...\"'") from err
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -50,7 +120,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise XferError(f"--set {item!r} is not of the form key.path=value")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_set_value(key, raw)
         parts = key.split(".")
         node: Any = data
         for i, part in enumerate(parts[:-1]):
@@ -95,9 +165,7 @@ def validate_recipe(data: dict[str, Any], registry: Registry, source: str = "<re
     if not isinstance(method, str):
         problems.append(("method", "missing: name the method to run, e.g. 'method: vid2act'"))
     elif method not in registry.methods:
-        known = ", ".join(sorted(registry.methods)) or "none"
-        problems.append(("method", f"unknown method {method!r}{did_you_mean(method, registry.methods)};"
-                                   f" known: {known}"))
+        problems.append(("method", "; ".join(registry.not_found("method", method))))
     else:
         config_model = registry.methods[method].config
     section = data.pop(method, None) if isinstance(method, str) else None
@@ -139,8 +207,7 @@ def _task_problems(recipe: Recipe, registry: Registry) -> list[tuple[str, str]]:
     problems = []
     for path, task in tasks:
         if task.suite not in registry.suites:
-            problems.append((f"{path}.suite", f"unknown suite {task.suite!r}"
-                                              f"{did_you_mean(task.suite, registry.suites)}"))
+            problems.append((f"{path}.suite", "; ".join(registry.not_found("suite", task.suite))))
             continue
         try:  # the suite's own check: a suite may accept tasks beyond its listed ones (gym's module:EnvId)
             registry.suites[task.suite].check_task(task.task)
@@ -161,7 +228,8 @@ def _pydantic_problems(err: ValidationError, model: type[BaseModel], prefix: str
         else:
             given = e.get("input")
             shown = "" if e["type"] == "missing" else f" (got {given!r})"
-            problems.append((path, f"{e['msg']}{shown}"))
+            msg = str(e["ctx"]["error"]) if e["type"] == "value_error" and "ctx" in e else e["msg"]
+            problems.append((path, f"{msg}{shown}"))
     return problems
 
 

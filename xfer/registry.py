@@ -15,6 +15,8 @@ from pydantic import BaseModel
 
 from xfer.errors import MissingDependency, XferError, did_you_mean
 
+DISABLED = "disabled by XFER_DISABLE_PLUGINS"
+
 
 def load_attr(path: str, *, what: str = "this plugin", extra: str = "all") -> Any:
     """Import ``"module:attr"`` lazily; a missing third-party module becomes a MissingDependency."""
@@ -82,6 +84,7 @@ class Registry:
     methods: dict[str, MethodSpec] = field(default_factory=dict)
     suites: dict[str, SuiteSpec] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)  # plugin name -> why it registered nothing
 
     def add(self, spec: MethodSpec | SuiteSpec, owner: str) -> None:
         kind, table = ("method", self.methods) if isinstance(spec, MethodSpec) else ("suite", self.suites)
@@ -94,12 +97,29 @@ class Registry:
 
     def method(self, name: str) -> MethodSpec:
         if name not in self.methods:
-            raise XferError(f"unknown method {name!r}{did_you_mean(name, self.methods)}",
-                            hint=f"known methods: {', '.join(sorted(self.methods)) or 'none'}")
+            message, hint = self.not_found("method", name)
+            raise XferError(message, hint=hint)
         return self.methods[name]
 
     def suite(self, name: str) -> SuiteSpec:
         if name not in self.suites:
-            raise XferError(f"unknown suite {name!r}{did_you_mean(name, self.suites)}",
-                            hint=f"known suites: {', '.join(sorted(self.suites)) or 'none'}")
+            message, hint = self.not_found("suite", name)
+            raise XferError(message, hint=hint)
         return self.suites[name]
+
+    def not_found(self, kind: str, name: str) -> tuple[str, str]:
+        """Why no ``kind`` (method | suite) called ``name`` is registered, and a hint: its plugin is disabled
+        by ``XFER_DISABLE_PLUGINS`` or failed to import (a plugin of that name), or the name is unknown."""
+        table = self.methods if kind == "method" else self.suites
+        known = f"known {kind}s: {', '.join(sorted(table)) or 'none'}"
+        if name in self.unavailable:
+            reason = self.unavailable[name]
+            if reason == DISABLED:
+                return (f"{kind} {name!r} is not available: plugin {name!r} is {DISABLED}",
+                        f"remove {name!r} from XFER_DISABLE_PLUGINS to use it")
+            return (f"{kind} {name!r} is not available: plugin {name!r} failed to import: {reason}",
+                    f"fix or reinstall that plugin (`xfer list-plugins` shows its status); {known}")
+        others = "; ".join(f"{plugin}: {'disabled' if why == DISABLED else 'failed to import'}"
+                           for plugin, why in sorted(self.unavailable.items()))
+        return (f"unknown {kind} {name!r}{did_you_mean(name, table)}",
+                known + (f" (plugins not loaded: {others})" if others else ""))
