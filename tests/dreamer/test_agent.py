@@ -134,16 +134,28 @@ def test_reward_override_and_ensemble_penalty(make_agent, batch, tiny) -> None:
 
 def test_actor_extra_input(make_agent, batch) -> None:
     agent = make_agent(actor_extra_dim=5)
-    starts = []
+    starts, seen = [], []
 
     def factory(start, cond):
         starts.append(start.deter.shape[0])
-        return lambda feat: torch.ones(feat.shape[0], 5)
+        def extra(state, prev_action):
+            seen.append((state, prev_action))
+            return torch.ones(state.deter.shape[0], 5)
+
+        return extra
 
     agent.actor_extra = factory
     data = batch(size=2, length=6)
     assert np.isfinite(agent.train_step(data)["actor/loss"])
     assert starts == [12]  # one call per rollout, with all B·L start states
+    # every step sees the state the actor acts from and the action that led to it (zeros at the start)
+    seen.clear()
+    _, _, out = agent.world_model.loss(agent.to_tensors(data))
+    imag = agent.imagine(out)
+    assert len(seen) == agent.cfg.horizon
+    for i, (state, prev_action) in enumerate(seen):
+        assert torch.equal(state.deter, imag.state.deter[i]) and not state.deter.requires_grad
+        assert torch.equal(prev_action, imag.action[i].detach())
     action, _ = agent.policy({"image": data["image"][:, 0]}, None, explore=False)
     assert action.shape == (2, 3)
     assert agent.behavior.actor.net[0].in_features == agent.world_model.feat_dim + 5

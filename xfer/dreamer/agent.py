@@ -12,7 +12,7 @@ Seams for methods (all plain attributes, set after construction)::
     agent.add_world_model_term(lambda out, batch: (alpha * distill(out.post, batch), {}),
                                distill.parameters())
     # Vid2Act: the actor reads the action-replay decoder's hidden activation for the selected label.
-    agent.actor_extra = lambda start, cond: (lambda feat: replay_hidden(feat, pick_label(start)))
+    agent.actor_extra = lambda start, cond: (lambda state, prev_action: replay(state, pick_label(start)))
     # CoWorld: value constraint with the source agent's critic, which gets no gradient.
     def value_constraint(imag, ret, value):
         source_value = source.behavior.frozen_value(imag.feat[:-1])
@@ -223,7 +223,10 @@ class DreamerAgent:
         is_first = obs.get("is_first", torch.zeros(count, device=self.device))
         post, _ = rssm.obs_step(state.latent, state.action, embed, is_first, cond)
         feat = rssm.feat(post)
-        extra = self.actor_extra(post, cond)(feat) if self.actor_extra is not None else None
+        extra = None
+        if self.actor_extra is not None:
+            _, prev_action = rssm.reset(state.latent, state.action, is_first)
+            extra = self.actor_extra(post, cond)(post, prev_action)
         dist = self.behavior.dist(self.behavior.actor_forward(feat, extra))
         action = dist.rsample() if explore else dist.mode()
         return action, AgentState(post, action)

@@ -9,8 +9,10 @@ state t is credited with the return from state t+1 (``target[1:]``).
 
 Seams:
 - ``actor_extra_dim`` > 0: the actor reads concat(feat, extra). Extras come from an :data:`ActorExtraFactory`,
-  called once per rollout with the start states and condition; it returns the per-step function feat → extra
-  (Vid2Act picks the label k* per start state there and feeds its action-replay decoder's hidden activation).
+  called once per rollout with the start states and condition; it returns the per-step function
+  (state, prev_action) → extra, called with the (detached) state the actor acts from and the action that
+  led to it (zeros at the start). Vid2Act re-selects its label k* per imagined step from them (its teacher
+  steps the previous state with that action) and feeds its action-replay decoder's hidden activation.
 - :data:`CriticTerm`: callables adding to the critic loss, given the imagination, its returns and the critic's
   value predictions (CoWorld's value constraint α·max(v_tg, sg(v_src)), Eq. 6 of CoWorld).
 - :meth:`ActorCritic.frozen_value`: this critic's value without a graph, safe to call from another agent.
@@ -36,7 +38,7 @@ from xfer.nets.dists import ActionDist, OneHotCategorical, TruncatedNormal
 from xfer.nets.mlp import MLP
 from xfer.nets.rssm import RSSM, LatentState
 
-ActorExtraFn = Callable[[Tensor], Tensor]
+ActorExtraFn = Callable[[LatentState, Tensor], Tensor]  # (state, action that led to it) → extra
 ActorExtraFactory = Callable[[LatentState, Tensor | None], ActorExtraFn]
 
 
@@ -150,7 +152,8 @@ class ActorCritic(nn.Module):
                                                               device=start.deter.device)], [], []
         for _ in range(self.cfg.horizon):
             feat = rssm.feat(state).detach()
-            extra = extra_fn(feat) if extra_fn is not None else None
+            extra = (extra_fn(state.map(Tensor.detach), actions[-1].detach()) if extra_fn is not None
+                     else None)
             out = self.actor_forward(feat, extra)
             action = self.dist(out).rsample()
             state = rssm.img_step(state, action, cond)
