@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xfer.envs.settings import EnvSettings
@@ -78,18 +79,19 @@ def _print_info(path: Path, console: Console, verify: bool = False) -> None:
     from xfer.data.dataset import Dataset
 
     dataset = Dataset.open(path)
-    table = Table(title=f"dataset {path}", show_header=False, title_justify="left")
+    table = Table(title=escape(f"dataset {path}"), show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     for field, value in info_rows(dataset.meta):
-        table.add_row(field, value)
+        table.add_row(field, escape(value))  # values come from dataset.json: never markup
     console.print(table)
     if verify:
         problems = dataset.verify()
         for file, problem in problems:
-            console.print(f"[red]corrupt[/red] {file}: {problem}")
+            console.print(f"[red]corrupt[/red] {escape(f'{file}: {problem}')}", highlight=False)
         if problems:
-            raise XferError(f"dataset {path}: {len(problems)} of {len(dataset)} episode files are corrupt",
+            raise XferError(f"dataset {path}: {len(problems)} of {len(dataset)} episode files are corrupt or "
+                            "malformed (training would refuse them)",
                             hint="move them away; the other episodes are intact")
         console.print(f"all {len(dataset)} episode files are intact")
 

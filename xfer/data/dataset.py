@@ -32,7 +32,7 @@ import numpy as np
 from xfer.data.episode import (
     Episode,
     atomic_save_npz,
-    check_readable,
+    check_episode,
     episode_files,
     load_episode,
     parse_filename,
@@ -146,8 +146,10 @@ class Dataset:
                             cache_bytes=cache_bytes or DEFAULT_CACHE_BYTES)
 
     def verify(self) -> list[tuple[Path, str]]:
-        """Every episode file that fails its integrity check, with the problem."""
-        problems = [(path, check_readable(path)) for path in self.files]
+        """Every episode file that training would refuse, with the problem: each is loaded in full by
+        :func:`~xfer.data.episode.load_episode`, the loader the replay buffer samples through (checksums,
+        no pickled objects, keys, dtypes, shapes, rows matching the file name)."""
+        problems = [(path, check_episode(path)) for path in self.files]
         return [(path, problem) for path, problem in problems if problem is not None]
 
 

@@ -163,18 +163,22 @@ def load_episode(path: Path, keys: list[str] | None = None) -> Episode:
                         hint="delete or move this file (other episodes are unaffected), or collect it "
                              "again") from err
     if keys is None:
-        return validate_episode(episode, name=f"episode file {path}")
+        episode = validate_episode(episode, name=f"episode file {path}")
+        parsed = parse_filename(path)
+        rows = len(episode["reward"])
+        if parsed is not None and parsed[1] + 1 != rows:
+            raise XferError(f"episode file {path} holds {rows} rows, but its name says length {parsed[1]} "
+                            f"({parsed[1] + 1} rows)", hint="delete or move this file, or collect it again")
     return episode
 
 
-def check_readable(path: Path) -> str | None:
-    """A cheap integrity check (zip directory and every member's CRC): ``None`` or the problem."""
+def check_episode(path: Path) -> str | None:
+    """``None`` if training can read the episode file, else the message :func:`load_episode` raises."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-        return None if bad is None else f"member {bad} fails its checksum"
-    except _CORRUPT as err:
-        return f"{type(err).__name__}: {err}"
+        load_episode(path)
+    except XferError as err:
+        return err.message
+    return None
 
 
 def one_hot(index: int, size: int) -> np.ndarray:
