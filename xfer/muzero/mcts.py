@@ -1,11 +1,13 @@
 """Batched, array-based MCTS for EfficientZero (MuZero Appendix B; Ye et al. 2021, Sec. 4.2 and App. A).
 
-All B trees live in preallocated NumPy arrays indexed [tree, node(, action)]; node 0 is the root and
-simulation s creates node s + 1 in every tree, so the latent and LSTM states of all trees are stored as
-one torch pool [node, tree, ...] and the leaves of all trees are evaluated by a single
-``recurrent_inference`` call per simulation. Selection and backup walk the B paths in lockstep: the
-Python work per simulation is O(depth) vector operations over the whole batch, never a loop over trees
-or nodes.
+All B trees live in flat preallocated NumPy tables: tree b owns the node ids ``b * M .. b * M + M - 1``
+(M = simulations + 1; the root is ``b * M`` and simulation s creates local node s + 1 in every tree), and
+one extra id, ``sentinel``, stands for every unexpanded child (zero visits, zero Q), so reading the
+statistics of all children of all current nodes is one ``take`` with no masking. The latent and LSTM
+states of all trees live in torch pools indexed by the same node ids, and the leaves of all trees are
+evaluated by one ``recurrent_inference`` call per simulation. Selection walks the B paths in lockstep
+(one set of [B, A] vector operations per depth level for the whole batch, never a loop over trees), and
+backup handles every path at once (one vector step per depth level).
 
 Rules, as MuZero / EfficientZero define them:
 - pUCT (MuZero Eq. 2): score = Q_norm(s, a) + P(s, a) * sqrt(N(s)) / (1 + N(s, a))
@@ -13,11 +15,16 @@ Rules, as MuZero / EfficientZero define them:
 - Q(s, a) = r(s, a) + gamma * V(s'), where the reward is the difference of the value prefixes of child and
   parent, or the child's prefix itself when the parent's LSTM state was reset (EfficientZero Sec. 4.2;
   the LSTM is reset every ``lstm_horizon`` depths, as in EZ code).
-- Q is min-max normalised per tree over the values seen in backups, with EZ code's floor
-  ``value_delta_max`` on the range and clipping to [0, 1]; unvisited children score the parent's mean Q
-  (EZ code).
+- Min-max normalisation as EZ code does it (``cback_propagate`` + ``update_tree_q`` in core/ctree/cnode.cpp):
+  after every backup the range of each tree is rebuilt from the current Q(s, a) of every expanded node but
+  the root (not a running range over the values seen, as in the MuZero pseudocode, which keeps stale
+  values); Q_norm = (Q - min) / max(max - min, ``value_delta_max``) while max > min, the raw Q before that,
+  then clipped to [0, 1]. Unvisited children score the parent's mean Q, normalised the same way (EZ code).
+  Deviation from EZ code: its depth-first walk takes the parent prefix from the previously popped node,
+  which is the true parent only along the first descent; xfer uses every node's own reward.
 - Dirichlet(0.3) noise mixed with fraction 0.25 into the root priors only.
 - Illegal actions (per-tree mask over the full action head) get prior 0 and score -inf: never visited.
+- Ties within 1e-6 of the best score are broken uniformly at random (EZ code).
 - Deviation from EZ code: the root counts its own expansion as one visit carrying the network value
   (AlphaZero style) instead of a visit with value 0, so root values are not biased towards zero.
 """
@@ -69,112 +76,162 @@ def masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float().masked_fill(~legal, float("-inf")), dim=-1)
 
 
+def exploration_weights(cfg: EfficientZeroConfig, max_visits: int) -> np.ndarray:
+    """c(N) = (c1 + log((N + c2 + 1) / c2)) * sqrt(N) for N = 0..max_visits (MuZero Eq. 2), a lookup table."""
+    n = np.arange(max_visits + 1, dtype=np.float64)
+    return (np.log((n + cfg.pb_c_base + 1.0) / cfg.pb_c_base) + cfg.pb_c_init) * np.sqrt(n)
+
+
 class SearchTrees:
-    """Node statistics of B trees in [B, max_nodes(, A)] arrays."""
+    """Node statistics of B trees of M nodes in flat [B * M + 1(, A)] tables; see the module docstring."""
 
     def __init__(self, batch: int, max_nodes: int, legal: np.ndarray, cfg: EfficientZeroConfig) -> None:
         n_actions = legal.shape[1]
-        self.cfg = cfg
+        self.cfg, self.batch, self.max_nodes, self.n_actions = cfg, batch, max_nodes, n_actions
         self.legal = legal
+        self.sentinel = size = batch * max_nodes
+        self.roots = np.arange(batch, dtype=np.int64) * max_nodes
         self.rows = np.arange(batch)
-        self.children = np.full((batch, max_nodes, n_actions), -1, dtype=np.int64)
-        self.prior = np.zeros((batch, max_nodes, n_actions))
-        self.visits = np.zeros((batch, max_nodes))
-        self.value_sum = np.zeros((batch, max_nodes))
-        self.prefix = np.zeros((batch, max_nodes))
-        self.reset = np.zeros((batch, max_nodes), dtype=bool)
-        self.depth = np.zeros((batch, max_nodes), dtype=np.int64)
-        self.q_min = np.full(batch, np.inf)
-        self.q_max = np.full(batch, -np.inf)
-        self.path = np.zeros((batch, max_nodes + 1), dtype=np.int64)
-        self.path_len = np.ones(batch, dtype=np.int64)
+        self.children_flat = np.full((size + 1, n_actions), size, dtype=np.int64)
+        self.prior_flat = np.zeros((size + 1, n_actions))
+        self.visits_flat = np.zeros(size + 1)
+        self.value_sum_flat = np.zeros(size + 1)
+        self.q_flat = np.zeros(size + 1)  # Q(parent, a) of each node as a child: reward + gamma * V
+        self.reward_flat = np.zeros(size + 1)  # r(parent, a), fixed at expansion
+        self.prefix_flat = np.zeros(size + 1)  # value prefix the network reported
+        self.base_flat = np.zeros(size + 1)  # prefix that the node's children subtract (0 after a reset)
+        self.depth_flat = np.zeros(size + 1, dtype=np.int64)
+        self.c_flat = np.zeros(size + 1)  # exploration weight c(N(s)) of each node, kept with its visits
+        self.c_table = exploration_weights(cfg, max_nodes + 1)
+        self.illegal = np.where(legal, 0.0, -np.inf)  # added to the scores
+        self.path = np.zeros((batch, max_nodes + 1), dtype=np.int64)  # node ids by depth
+        self.path[:, 0] = self.roots
+        self.columns = np.arange(max_nodes + 1)
+        self.leaf_depth = np.zeros(batch, dtype=np.int64)
+        self.n_nodes = 1
+        self.q_lo = np.zeros((batch, 1))  # Q_norm = clip((Q - q_lo) / q_scale, 0, 1)
+        self.q_scale = np.ones((batch, 1))
 
-    def normalise(self, q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Soft min-max of EZ code: range floored at value_delta_max, raw value before any range exists."""
-        lo, hi = self.q_min[rows, None], self.q_max[rows, None]
-        delta = hi - lo
-        scaled = (q - lo) / np.maximum(delta, self.cfg.value_delta_max)
-        return np.clip(np.where(delta > 0, scaled, q), 0.0, 1.0)
+    def _tree(self, table: np.ndarray) -> np.ndarray:
+        return table[:self.sentinel].reshape(self.batch, self.max_nodes, *table.shape[1:])
+
+    # [B, M(, A)] views by local node id, for inspection and tests
+    prior = property(lambda self: self._tree(self.prior_flat))
+    visits = property(lambda self: self._tree(self.visits_flat))
+    value_sum = property(lambda self: self._tree(self.value_sum_flat))
+    q = property(lambda self: self._tree(self.q_flat))
+    prefix = property(lambda self: self._tree(self.prefix_flat))
+    depth = property(lambda self: self._tree(self.depth_flat))
+
+    @property
+    def children(self) -> np.ndarray:
+        """[B, M, A] local child ids, -1 where unexpanded."""
+        ch = self._tree(self.children_flat)
+        return np.where(ch == self.sentinel, -1, ch - self.roots[:, None, None])
+
+    def init_roots(self, prior: np.ndarray, value: np.ndarray) -> None:
+        roots = self.roots
+        self.prior_flat[roots] = prior
+        self.visits_flat[roots] = 1.0
+        self.value_sum_flat[roots] = value
+        self.c_flat[roots] = self.c_table[1]
+
+    def scores(self, node: np.ndarray, parent_q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """pUCT scores [B, A] of the children of ``node`` (one id per tree) and the node's mean Q.
+
+        ``parent_q`` is the mean Q of each node's parent, None at the roots (EZ code's ``get_mean_q``).
+        """
+        child = self.children_flat[node]
+        n_child = self.visits_flat[child]
+        q = self.q_flat[child]  # 0 for unexpanded children (the sentinel)
+        visited = n_child > 0
+        n_visited = visited.sum(axis=1)
+        q_sum = q.sum(axis=1)
+        if parent_q is None:
+            mean_q = np.where(n_visited > 0, q_sum / np.maximum(n_visited, 1), 0.0)
+        else:
+            mean_q = (parent_q + q_sum) / (n_visited + 1)
+        value = (np.where(visited, q, mean_q[:, None]) - self.q_lo) / self.q_scale
+        np.clip(value, 0.0, 1.0, out=value)
+        score = value + self.c_flat[node][:, None] * self.prior_flat[node] / (n_child + 1.0)
+        score += self.illegal
+        return score, mean_q
 
     def select(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Descend all trees in lockstep by pUCT; returns the leaf's parent node and action per tree."""
-        cfg = self.cfg
-        batch = self.rows.shape[0]
-        cur = np.zeros(batch, dtype=np.int64)
-        parent_q = np.zeros(batch)
-        leaf_parent = np.zeros(batch, dtype=np.int64)
-        leaf_action = np.zeros(batch, dtype=np.int64)
-        self.path_len[:] = 1
-        rows = self.rows
+        """Descend all trees in lockstep by pUCT; returns the leaf's parent node id and action per tree."""
+        node = self.roots
+        done = np.zeros(self.batch, dtype=bool)
+        leaf_parent, leaf_action = node, np.zeros(self.batch, dtype=np.int64)
+        parent_q = None
         depth = 0
-        while rows.size:
-            node = cur[rows]
-            child = self.children[rows, node]
-            visited = child >= 0
-            child_ix = np.where(visited, child, 0)
-            r2 = rows[:, None]
-            n_child = np.where(visited, self.visits[r2, child_ix], 0.0)
-            parent_prefix = np.where(self.reset[rows, node], 0.0, self.prefix[rows, node])
-            reward = self.prefix[r2, child_ix] - parent_prefix[:, None]
-            q = reward + cfg.discount * self.value_sum[r2, child_ix] / np.maximum(n_child, 1.0)
-            n_visited = visited.sum(axis=1)
-            q_sum = np.where(visited, q, 0.0).sum(axis=1)
-            if depth == 0:
-                mean_q = np.where(n_visited > 0, q_sum / np.maximum(n_visited, 1), 0.0)
-            else:
-                mean_q = (parent_q[rows] + q_sum) / (n_visited + 1)
-            parent_q[rows] = mean_q
-            value_score = self.normalise(np.where(visited, q, mean_q[:, None]), rows)
-            n_parent = self.visits[rows, node]
-            c = (np.log((n_parent + cfg.pb_c_base + 1.0) / cfg.pb_c_base) + cfg.pb_c_init) * np.sqrt(n_parent)
-            score = value_score + c[:, None] * self.prior[rows, node] / (n_child + 1.0)
-            score = np.where(self.legal[rows], score, -np.inf)
+        while True:
+            score, parent_q = self.scores(node, parent_q)
             ties = score >= score.max(axis=1, keepdims=True) - TIE_EPS
             action = np.argmax(ties * rng.random(score.shape), axis=1)  # uniform among near-maximal scores
-            nxt = child[np.arange(rows.size), action]
-            stop = nxt < 0
-            leaf_parent[rows[stop]] = node[stop]
-            leaf_action[rows[stop]] = action[stop]
-            go = rows[~stop]
-            cur[go] = nxt[~stop]
+            child = self.children_flat.ravel()[node * self.n_actions + action]
+            stop = child == self.sentinel
+            new_leaf = stop & ~done
+            leaf_parent = np.where(new_leaf, node, leaf_parent)
+            leaf_action = np.where(new_leaf, action, leaf_action)
+            done |= stop
+            if done.all():
+                return leaf_parent, leaf_action
             depth += 1
-            self.path[go, depth] = nxt[~stop]
-            self.path_len[go] += 1
-            rows = go
-        return leaf_parent, leaf_action
+            node = np.where(done, node, child)  # finished trees stay put; their later columns are ignored
+            self.path[:, depth] = node
 
     def expand(self, new: int, parent: np.ndarray, action: np.ndarray, prefix: np.ndarray,
                prior: np.ndarray) -> np.ndarray:
-        """Attach node ``new`` in every tree; returns which new nodes start a fresh LSTM horizon."""
-        rows = self.rows
-        self.children[rows, parent, action] = new
-        self.prefix[:, new] = prefix
-        self.prior[:, new] = prior
-        self.depth[:, new] = self.depth[rows, parent] + 1
-        self.reset[:, new] = self.depth[:, new] % self.cfg.lstm_horizon == 0
-        self.path[rows, self.path_len] = new
-        self.path_len += 1
-        return self.reset[:, new]
+        """Attach local node ``new`` in every tree; returns which new nodes start a fresh LSTM horizon."""
+        node = self.roots + new
+        self.children_flat.ravel()[parent * self.n_actions + action] = node
+        self.prefix_flat[node] = prefix
+        self.prior_flat[node] = prior
+        depth = self.depth_flat[parent] + 1
+        self.depth_flat[node] = depth
+        reset = depth % self.cfg.lstm_horizon == 0
+        self.base_flat[node] = np.where(reset, 0.0, prefix)
+        self.reward_flat[node] = prefix - self.base_flat[parent]
+        self.path[self.rows, depth] = node
+        self.leaf_depth = depth
+        self.n_nodes = new + 1
+        return reset
 
     def backup(self, leaf_value: np.ndarray) -> None:
-        """Backpropagate n-step returns along every path, deepest level first (MuZero Eq. 3-4)."""
+        """Backpropagate n-step returns along every path (MuZero Eq. 3-4), then rebuild the min-max range.
+
+        The node at depth i of a path whose leaf is at depth L receives
+        G_i = r_{i+1} + gamma * G_{i+1}, G_L = v (the leaf's value), computed for all paths at once.
+        """
         gamma = self.cfg.discount
+        last = self.leaf_depth
+        deepest = int(last.max())
+        path = self.path[:, :deepest + 1]
+        reward = self.reward_flat[path]
         boot = leaf_value.astype(np.float64)
-        for i in range(int(self.path_len.max()) - 1, -1, -1):
-            rows = np.nonzero(self.path_len > i)[0]
-            node = self.path[rows, i]
-            self.value_sum[rows, node] += boot[rows]
-            self.visits[rows, node] += 1.0
-            if i > 0:
-                parent = self.path[rows, i - 1]
-                parent_prefix = np.where(self.reset[rows, parent], 0.0, self.prefix[rows, parent])
-            else:
-                parent_prefix = np.zeros(rows.size)
-            reward = self.prefix[rows, node] - parent_prefix
-            q = reward + gamma * self.value_sum[rows, node] / self.visits[rows, node]
-            self.q_min[rows] = np.minimum(self.q_min[rows], q)
-            self.q_max[rows] = np.maximum(self.q_max[rows], q)
-            boot[rows] = reward + gamma * boot[rows]
+        returns = np.empty(path.shape)
+        for i in range(deepest, 0, -1):
+            returns[:, i] = boot
+            boot = np.where(i <= last, reward[:, i] + gamma * boot, boot)
+        returns[:, 0] = boot
+        on_path = self.columns[:deepest + 1] <= last[:, None]
+        node = path[on_path]
+        value_sum = self.value_sum_flat[node] + returns[on_path]
+        visits = self.visits_flat[node] + 1.0
+        self.value_sum_flat[node] = value_sum
+        self.visits_flat[node] = visits
+        self.q_flat[node] = self.reward_flat[node] + gamma * value_sum / visits
+        self.c_flat[node] = self.c_table[visits.astype(np.int64)]
+        self.update_range()
+
+    def update_range(self) -> None:
+        """Min-max range of each tree over the current Q of all its expanded non-root nodes (EZ code)."""
+        q = self.q[:, 1:self.n_nodes]
+        lo, hi = q.min(axis=1), q.max(axis=1)
+        delta = hi - lo
+        known = delta > 0
+        self.q_lo = np.where(known, lo, 0.0)[:, None]
+        self.q_scale = np.where(known, np.maximum(delta, self.cfg.value_delta_max), 1.0)[:, None]
 
 
 def run_mcts(model: RecurrentModel, root: Inference, legal_mask: np.ndarray, cfg: EfficientZeroConfig,
@@ -197,39 +254,40 @@ def run_mcts(model: RecurrentModel, root: Inference, legal_mask: np.ndarray, cfg
         gammas = rng.gamma(cfg.dirichlet_alpha, size=prior.shape) * legal  # Dirichlet over legal actions
         noise = gammas / np.maximum(gammas.sum(axis=1, keepdims=True), 1e-12)
         prior = (1 - cfg.exploration_fraction) * prior + cfg.exploration_fraction * noise
-    trees.prior[:, 0] = prior
-    trees.reset[:, 0] = True
-    trees.visits[:, 0] = 1.0
-    trees.value_sum[:, 0] = root.value.cpu().double().numpy()
+    trees.init_roots(prior, root.value.cpu().double().numpy())
 
-    latents = root.latent.new_zeros((sims + 1, *root.latent.shape))
-    hidden_h = root.reward_hidden[0].new_zeros((sims + 1, *root.reward_hidden[0].shape[1:]))
-    hidden_c = torch.zeros_like(hidden_h)
-    latents[0] = root.latent
-    hidden_h[0], hidden_c[0] = root.reward_hidden[0][0], root.reward_hidden[1][0]
-    tree_ix = torch.arange(batch, device=device)
+    # latent and LSTM pools indexed by node id; only written slots are ever read
+    nodes = batch * (sims + 1)
+    latents = root.latent.new_empty((nodes, *root.latent.shape[1:]))
+    hidden_h = root.reward_hidden[0].new_empty((nodes, *root.reward_hidden[0].shape[2:]))
+    hidden_c = torch.empty_like(hidden_h)
+    by_tree = (batch, sims + 1)
+    latents.view(*by_tree, *latents.shape[1:])[:, 0] = root.latent
+    hidden_h.view(*by_tree, -1)[:, 0] = root.reward_hidden[0][0]
+    hidden_c.view(*by_tree, -1)[:, 0] = root.reward_hidden[1][0]
     network_seconds = 0.0
     for sim in range(sims):
         parent, action = trees.select(rng)
-        parent_t = torch.as_tensor(parent, device=device)
         tic = time.perf_counter()
-        hidden = (hidden_h[parent_t, tree_ix][None], hidden_c[parent_t, tree_ix][None])
-        action_t = torch.as_tensor(action, device=device)
-        out = model.recurrent_inference(latents[parent_t, tree_ix], hidden, action_t)
+        parent_t = torch.from_numpy(parent).to(device)
+        hidden = (hidden_h.index_select(0, parent_t)[None], hidden_c.index_select(0, parent_t)[None])
+        out = model.recurrent_inference(latents.index_select(0, parent_t), hidden,
+                                        torch.from_numpy(action).to(device))
         network_seconds += time.perf_counter() - tic
         new = sim + 1
         child_prior = masked_softmax(out.policy_logits, legal_t).cpu().double().numpy()
         reset = trees.expand(new, parent, action, out.value_prefix.cpu().double().numpy(), child_prior)
-        keep = torch.as_tensor(~reset, device=device, dtype=hidden_h.dtype)[:, None]
-        latents[new] = out.latent
-        hidden_h[new] = out.reward_hidden[0][0] * keep
-        hidden_c[new] = out.reward_hidden[1][0] * keep
+        latents.view(*by_tree, *latents.shape[1:])[:, new] = out.latent
+        hidden_h.view(*by_tree, -1)[:, new] = out.reward_hidden[0][0]
+        hidden_c.view(*by_tree, -1)[:, new] = out.reward_hidden[1][0]
+        if reset.any():  # a fresh LSTM horizon starts from a zero state
+            fresh = torch.from_numpy(trees.roots[reset] + new).to(device)
+            hidden_h[fresh] = 0.0
+            hidden_c[fresh] = 0.0
         trees.backup(out.value.cpu().double().numpy())
 
-    root_children = trees.children[:, 0]
-    visits = np.where(root_children >= 0,
-                      np.take_along_axis(trees.visits, np.maximum(root_children, 0), axis=1), 0.0)
-    return SearchResult(visit_counts=visits.astype(np.int64),
-                        root_values=trees.value_sum[:, 0] / trees.visits[:, 0],
+    visits = trees.visits_flat[trees.children_flat[trees.roots]]
+    root_values = trees.value_sum_flat[trees.roots] / trees.visits_flat[trees.roots]
+    return SearchResult(visit_counts=visits.astype(np.int64), root_values=root_values,
                         root_priors=prior, network_seconds=network_seconds,
                         total_seconds=time.perf_counter() - start, trees=trees)
