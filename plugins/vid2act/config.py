@@ -6,14 +6,17 @@ Sections, each validated with ``extra="forbid"`` so a misspelt key is named:
   shared by the teacher and the student. They must share latent sizes: the teacher transits the *student's*
   state (Eq. 5) and the action-replay decoder reads the student's state (Eq. 8).
 - ``pretrain`` (Stage 1, Eq. 1–4): gradient steps, batch shape, learning rates.
-- ``transfer`` (Stage 2, Eq. 5–9): environment steps, the online schedule, α, β, the weight floor and the
-  ablation switches of the paper's Fig. 6–7.
+- ``transfer`` (Stage 2, Eq. 5–9): environment steps, the online schedule, α, β, the weight floor, the
+  ablation switches of the paper's Fig. 6–7, and the switches between the paper's behaviour (every default)
+  and the authors' code's (``student_state``, ``label_selection``, ``replay_input``, ``distill_reduction``,
+  ``train_vae_in_transfer``).
 - ``replay_vae``: sizes of the action replay model G_θ (the authors' code's sizes, see METHODS.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -50,7 +53,26 @@ class TransferConfig(_Strict):
     schedule: TrainSchedule = Field(
         default_factory=TrainSchedule, description="the shared online loop's schedule (prefill, train_every, "
         "batch, seq_len, ...); its env_steps is transfer.env_steps")
-    alpha: float = Field(1.0, ge=0, description="α of Eq. 7, the distillation weight")
+    alpha: float = Field(
+        1.0, ge=0, description="α of Eq. 7, the distillation weight. With distill_reduction: sum (default) "
+        "it means what it means in the paper: L_distill is reduced like the backbone's other Eq. 7 terms")
+    distill_reduction: Literal["sum", "mean"] = Field(
+        "sum", description="reduction of ‖e_t − u_t^k‖² in Eq. 6. sum (paper): summed over features and k, "
+        "averaged over batch and time exactly like the backbone's reconstruction and KL terms (which sum "
+        "over their dimensions and average over batch and time), so α keeps Eq. 7's balance; mean "
+        "(authors' code): also averaged over the F features, i.e. the paper's α/F")
+    student_state: Literal["prior", "posterior"] = Field(
+        "prior", description="the student state e_t of Eq. 5–6 in training. prior (paper, Sec. 4.3): the "
+        "predicted state e_t ~ p(e_{t−1}, a_{t−1}); posterior (authors' code): the posterior. Acting always "
+        "scores the posterior (Algorithm 1, line 19)")
+    label_selection: Literal["per_step", "held"] = Field(
+        "per_step", description="k* in imagination. per_step (paper, Algorithm 1 lines 9–11): re-selected by "
+        "Eq. 5 at every imagined step; held (authors' code): the start state's k* for the whole horizon")
+    replay_input: Literal["auto", "teacher", "student"] = Field(
+        "auto", description="the state the frozen replay decoder D_θ2 reads (Eq. 8). teacher: the teacher's "
+        "state s_t^{k*} transited from the student's e_{t−1} (the domain G_θ was trained on, Sec. 4.2–4.3); "
+        "student: the student's e_t (the paper's notation G_θ(e_t, k) and the authors' code); auto: teacher, "
+        "or student when train_vae_in_transfer trains G_θ on F_distill(teacher features)")
     beta: float = Field(1.0, ge=0, description="β of Eq. 7, the student's KL scale")
     weight_floor: float = Field(0.1, ge=0, lt=1, description="w_k ← max(floor, w_k), no renormalisation")
     uniform_weights: bool = Field(False, description="ablation (Fig. 6): w_k = 1/N, no learned selection")
@@ -58,8 +80,8 @@ class TransferConfig(_Strict):
     sources_subset: list[str] | None = Field(
         None, description="ablation (Fig. 7): use only these source tasks (names as in `sources`)")
     train_vae_in_transfer: bool = Field(
-        False, description="false = G_θ frozen (paper); true = keep training it on source batches "
-        "(authors' code)")
+        False, description="false = G_θ frozen (paper, Sec. 4.4); true = keep training it in Stage 2 on "
+        "F_distill(teacher posterior features of source batches), detached (authors' code)")
     teacher: Path | None = Field(
         None, description="skip Stage 1 and load this teacher (teacher.pt, or a run directory holding one)")
 
@@ -73,6 +95,14 @@ class TransferConfig(_Strict):
         self.schedule = self.schedule.model_copy(update={"env_steps": self.env_steps})
         return self
 
+    @property
+    def replay_from(self) -> Literal["teacher", "student"]:
+        """``replay_input`` with ``auto`` resolved: the student's state when G_θ is trained on F_distill's
+        output in Stage 2 (``train_vae_in_transfer``, authors' code), the teacher's otherwise."""
+        if self.replay_input != "auto":
+            return self.replay_input
+        return "student" if self.train_vae_in_transfer else "teacher"
+
 
 class ReplayVAEConfig(_Strict):
     """G_θ, BCQ-style (Fujimoto et al. 2019); defaults are the Vid2Act authors' sizes (METHODS.md)."""
@@ -85,7 +115,9 @@ class ReplayVAEConfig(_Strict):
     log_std_min: float = -4.0
     log_std_max: float = 15.0
     z_clip: float = Field(0.5, gt=0, description="sampling draws z ~ N(0, I) clipped to [-clip, clip]")
-    kl_weight: float = Field(0.5, ge=0, description="L_replay = MSE + kl_weight · KL (Eq. 4, code: 0.5)")
+    kl_weight: float = Field(
+        1.0, ge=0, description="L_replay = MSE + kl_weight · KL: 1 is Eq. 4 (paper), 0.5 the authors' code "
+        "(and BCQ's)")
 
     @model_validator(mode="after")
     def _units(self) -> ReplayVAEConfig:

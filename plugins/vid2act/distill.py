@@ -7,15 +7,21 @@ For every source label k the frozen teacher transits the student's previous stat
     W = {w_k} = Softmax_k(F_weight(s_t^k * e_t))        (* = concatenation)        domain selection (Eq. 5)
     L_distill = Σ_k Σ_t max(0.1, w_k) · ‖e_t − u_t^k‖²                                              (Eq. 6)
 
+e_t is the student's *predicted* state e_t ~ p(e_{t−1}, a_{t−1}) in training (Sec. 4.3: "we concatenate the
+predicted state s_t^k of teacher model and the predicted state e_t of the student model"; the agent passes it)
+and the posterior at acting time (Algorithm 1, line 19).
+
 What xfer does where the paper is vague (METHODS.md, Vid2Act, **code** decisions):
 
-- e_t and s_t^k are posterior/prior *features* concat(stoch, deter), the vector every Dreamer head reads;
+- e_t and s_t^k are *features* concat(stoch, deter), the vector every Dreamer head reads;
 - F_distill is one linear layer (feature size → feature size) and F_weight one linear layer to a scalar;
 - the teacher's features are detached: L_distill trains the student, F_distill and F_weight, not the teacher;
 - the floor is ``max(floor, w_k)`` element-wise, *without* renormalising (the floored weights may sum to > 1);
-- reduction: sum over k, mean over batch, time and feature dimensions, as in the authors' code. The paper's
-  Σ_t ‖·‖² differs by the constant factor L·F, which α of Eq. 7 absorbs; the mean keeps α = 1 meaningful for
-  any batch shape and feature size.
+- reduction ``sum`` (default, the paper's balance): Σ_k and the squared norm summed over the F features, then
+  the mean over batch and time. xfer's backbone reduces every other Eq. 7 term the same way (reconstruction
+  and KL are summed over their dimensions and averaged over batch and time, i.e. Eq. 7's Σ_t divided by L), so
+  α·L_distill stands to them as in Eq. 7 and α = 1 is the paper's α = 1. Reduction ``mean`` (authors' code)
+  also averages over the features: the paper's loss divided by F (F = 1624 at the paper preset), i.e. α/F.
 - ``uniform`` (the "w/o learned weights" ablation of Fig. 6): w_k = 1/N exactly, no floor, F_weight unused.
 
 Weights are per (batch row, time step): the paper's "time-varying" selection. :meth:`DomainSelector.weights`
@@ -25,7 +31,7 @@ argmax of.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -40,9 +46,10 @@ class Distillation(NamedTuple):
 class DomainSelector(nn.Module):
     """F_distill and F_weight over features of size ``feat_dim`` (teacher and student share it)."""
 
-    def __init__(self, feat_dim: int, floor: float = 0.1, uniform: bool = False) -> None:
+    def __init__(self, feat_dim: int, floor: float = 0.1, uniform: bool = False,
+                 reduction: Literal["sum", "mean"] = "sum") -> None:
         super().__init__()
-        self.floor, self.uniform = floor, uniform
+        self.floor, self.uniform, self.reduction = floor, uniform, reduction
         self.distill = nn.Linear(feat_dim, feat_dim)
         self.weight = nn.Linear(2 * feat_dim, 1)
 
@@ -61,12 +68,14 @@ class DomainSelector(nn.Module):
         return weights if self.uniform else weights.clamp_min(self.floor)
 
     def forward(self, teacher_feat: Tensor, student_feat: Tensor) -> Distillation:
-        """L_distill of Eq. 6 for teacher features [K, ..., F] (detached here), student features [..., F]."""
+        """L_distill of Eq. 6 for teacher features [K, ..., F] (detached here), student features [..., F]:
+        Σ_k mean_{batch, time} w_k·‖e − u^k‖² (``sum``) or w_k·mean_F (e − u^k)² (``mean``)."""
         teacher_feat = teacher_feat.detach()
         raw = self.weights(teacher_feat, student_feat)
         used = self.floored(raw)
         transferable = self.distill(teacher_feat)  # u_t^k
-        distance = (student_feat.unsqueeze(0) - transferable).square().mean(-1)  # [K, ...]
+        squared = (student_feat.unsqueeze(0) - transferable).square()
+        distance = squared.sum(-1) if self.reduction == "sum" else squared.mean(-1)  # [K, ...]
         loss = (used * distance).mean(tuple(range(1, distance.dim()))).sum()
         return Distillation(loss, raw.detach(), used.detach())
 

@@ -143,11 +143,14 @@ class TeacherTrainer:
 def build_teacher(cfg: Vid2ActConfig, sources: Sequence[TaskSpec],
                   opened: Sequence[tuple[ReplayBuffer, dict[str, Any]]], target_act_dim: int
                   ) -> MixtureTeacher:
-    """F_φ + G_θ over the sources; the action size is the largest of the sources' and the target's."""
-    act_dim = max([target_act_dim, *(int(meta["action"]["size"]) for _, meta in opened)])
+    """F_φ + G_θ over the sources; the action size is the largest of the sources' and the target's, and the
+    largest source action size is recorded (Stage 2 masks the columns beyond it in the teacher's input)."""
+    source_act_dim = max(int(meta["action"]["size"]) for _, meta in opened)
+    act_dim = max(target_act_dim, source_act_dim)
     image = tuple(opened[0][1]["observation"]["image"]["shape"])
     model = teacher_model_config(cfg.model, cfg.pretrain.beta, cfg.pretrain.wm_lr)
-    return MixtureTeacher({"image": image}, act_dim, model, source_names(sources), cfg.replay_vae)
+    return MixtureTeacher({"image": image}, act_dim, model, source_names(sources), cfg.replay_vae,
+                          source_act_dim)
 
 
 def run_pretrain(ctx: RunContext, cfg: Vid2ActConfig, sources: Sequence[TaskSpec], target_act_dim: int,

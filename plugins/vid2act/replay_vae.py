@@ -7,8 +7,10 @@ of BCQ (Fujimoto et al. 2019), conditioned on the latent state s and the source-
 Sizes and details follow the authors' code, as recorded in METHODS.md (the paper gives none): encoder
 MLP (s, a, k) → 750 → 750 → (μ, log σ) with log σ clamped to [−4, 15]; latent size 8; decoder MLP (s, z, k) →
 750 → 50 → action with tanh, so replayed actions lie in [−1, 1]; at replay time z ~ N(0, I) is clipped to
-[−0.5, 0.5]; the loss is the element-mean squared error plus 0.5 times the element-mean KL (the code's
-weighting of Eq. 4).
+[−0.5, 0.5] (greedy acting uses z = 0, the mean of that draw, so evaluation is deterministic); the loss is
+the element-mean squared error plus ``kl_weight`` times the element-mean KL (the paper leaves the reduction
+open; the element means are the authors' and BCQ's). ``kl_weight`` is 1 as in Eq. 4 by default; the authors'
+code (and BCQ) use 0.5.
 
 The actor's extra input in Stage 2 (Eq. 8) is the decoder's last hidden activation (50-d), detached — the
 authors' code feeds that rather than the action itself (METHODS.md, **code**); see :meth:`replay_features`.
@@ -88,8 +90,8 @@ class ReplayVAE(nn.Module):
              ) -> tuple[Tensor, dict[str, Tensor]]:
         """L_replay of Eq. 4 over rows [..., ·]: mean over rows and action dims of (a − â)², plus
         ``kl_weight`` times the mean over rows and latent dims of KL(N(μ, σ) ‖ N(0, I)) =
-        −½(1 + ln σ² − μ² − σ²) (authors' code: weight 0.5). ``mask`` [...] (1 = use the row) drops rows
-        without a valid (s, a) pair."""
+        −½(1 + ln σ² − μ² − σ²) (Eq. 4: weight 1; authors' code: 0.5). ``mask`` [...] (1 = use the row)
+        drops rows without a valid (s, a) pair."""
         recon, mean, std = self(state, action, label)
         squared = (recon - action).square()
         kl = -0.5 * (1 + torch.log(std.square()) - mean.square() - std.square())
@@ -106,8 +108,9 @@ class ReplayVAE(nn.Module):
 
     # -- Stage 2 (Eq. 8) -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def replay_features(self, state: Tensor, label: Tensor) -> Tensor:
-        """The actor's extra input: D_θ2's last hidden activation for (s, z, k) with a freshly sampled,
-        clipped z, detached (authors' code; METHODS.md)."""
-        z = self.sample_z(state.shape[:-1], state.device)
+    def replay_features(self, state: Tensor, label: Tensor, sample: bool = True) -> Tensor:
+        """The actor's extra input: D_θ2's last hidden activation for (s, z, k), detached (authors' code;
+        METHODS.md), with a freshly sampled, clipped z when ``sample``, else z = 0 (greedy acting)."""
+        shape = (*state.shape[:-1], self.cfg.latent)
+        z = self.sample_z(state.shape[:-1], state.device) if sample else state.new_zeros(shape)
         return self.decoder_hidden(state, z, label).detach()

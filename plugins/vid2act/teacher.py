@@ -10,10 +10,15 @@ decoder's features — the authors' code's conditioning), trained on batches dra
 Eq. 2 has no reward term (the source data are reward-free): the teacher is the backbone's
 :class:`~xfer.dreamer.world_model.WorldModel` with the reward loss scaled to 0, no discount head and no
 ensemble, and β of Eq. 2 as its KL scale. Its action size is the largest of all source and target action
-sizes; smaller actions are padded with zeros (:func:`pad_action`), so sources and target may differ.
+sizes; smaller actions are padded with zeros (:func:`pad_action`), so sources and target may differ. The
+columns beyond the largest *source* action size (``source_act_dim``) are zero in every Stage 1 batch, so their
+input weights never get a gradient and stay at their random initialisation; Stage 2 therefore zeroes them
+before every teacher step (:meth:`MixtureTeacher.teacher_action`), so a target with more action dimensions
+(DMC: quadruped's 12 against the sources' 6) does not feed the teacher noise through untrained weights.
 
 The teacher file (``teacher.pt``) holds everything Stage 2 needs and nothing else: the source task names in
-label order, the model and replay sizes, the observation shapes, the action size and both state dicts.
+label order, the model and replay sizes, the observation shapes, the action sizes (the teacher's and the
+largest source's) and both state dicts.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from xfer.nets.rssm import LatentState
 from xfer.run.checkpoint import atomic_write
 
 FORMAT = "xfer-vid2act-teacher"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: source_act_dim (files of version 1 are read as unmasked)
 TEACHER_FILE = "teacher.pt"
 
 
@@ -68,12 +73,19 @@ class MixtureTeacher(nn.Module):
     """F_φ (label-conditioned world model) and G_θ (replay VAE) over ``tasks`` (label k = position)."""
 
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], act_dim: int, model: DreamerConfig,
-                 tasks: Sequence[str], replay_cfg: ReplayVAEConfig) -> None:
+                 tasks: Sequence[str], replay_cfg: ReplayVAEConfig, source_act_dim: int | None = None
+                 ) -> None:
+        """``act_dim``: the teacher's (padded) action size; ``source_act_dim``: the largest source action
+        size, recorded at Stage 1 (default ``act_dim``: no column is padding)."""
         super().__init__()
         if not tasks:
             raise XferError("Vid2Act needs at least one source task")
+        source_act_dim = act_dim if source_act_dim is None else source_act_dim
+        if not 1 <= source_act_dim <= act_dim:
+            raise XferError(f"the source action size {source_act_dim} must lie in 1 … {act_dim}")
         self.obs_shapes = {key: tuple(shape) for key, shape in obs_shapes.items()}
         self.act_dim, self.model_cfg, self.tasks, self.replay_cfg = act_dim, model, list(tasks), replay_cfg
+        self.source_act_dim = source_act_dim
         self.world_model = WorldModel(self.obs_shapes, act_dim, model, cond_dim=len(self.tasks))
         self.replay = ReplayVAE(self.world_model.feat_dim, act_dim, len(self.tasks), replay_cfg)
 
@@ -101,11 +113,13 @@ class MixtureTeacher(nn.Module):
         batch = {**batch, "action": pad_action(batch["action"].float(), self.act_dim)}
         return self.world_model.loss(batch)
 
-    def replay_loss(self, out: WorldModelOutputs, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """Eq. 4 on the mixture model's posterior states (detached): the pair (s_t, a) uses the action taken
-        *from* s_t, which is ``action[:, t+1]`` in the batch convention; rows whose next step starts a new
-        episode have no such action and are masked out."""
-        feat = out.feat.detach()[:, :-1]
+    def replay_loss(self, out: WorldModelOutputs, batch: Batch, feat: Tensor | None = None
+                    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 4 on the mixture model's posterior states ``out.feat`` (or on ``feat`` [B, L, F], e.g. the
+        authors' code's F_distill(teacher features) in Stage 2), detached: the pair (s_t, a) uses the action
+        taken *from* s_t, which is ``action[:, t+1]`` in the batch convention; rows whose next step starts a
+        new episode have no such action and are masked out."""
+        feat = (out.feat if feat is None else feat).detach()[:, :-1]
         action = pad_action(batch["action"].float(), self.act_dim)[:, 1:]
         label = out.cond[:, :-1] if out.cond is not None else None
         if label is None:
@@ -114,12 +128,22 @@ class MixtureTeacher(nn.Module):
         return self.replay.loss(feat, action, label, mask)
 
     # -- Stage 2 -------------------------------------------------------------------------------------------
+    def teacher_action(self, action: Tensor) -> Tensor:
+        """A target action as the teacher's RSSM reads it: zero-padded to ``act_dim``, and the columns no
+        source action filled (≥ ``source_act_dim``, never trained in Stage 1) set to 0."""
+        action = pad_action(action.float(), self.act_dim)
+        if self.source_act_dim == self.act_dim:
+            return action
+        return torch.cat([action[..., :self.source_act_dim],
+                          action.new_zeros(*action.shape[:-1], self.act_dim - self.source_act_dim)], -1)
+
     @torch.no_grad()
     def transit(self, prev: LatentState, prev_action: Tensor, labels: Sequence[int]) -> LatentState:
         """Eq. 5's {s_t^k ~ p(e_{t−1}, a_{t−1}, k; φ)}: one prior step of the teacher's RSSM from the
         *student's* previous state under each label in ``labels``. ``prev`` [...], ``prev_action``
-        [..., A ≤ act_dim] (zero-padded here) → states [K, ...] (K = len(labels)), without a graph."""
-        action = pad_action(prev_action.float(), self.act_dim)
+        [..., A ≤ act_dim] (through :meth:`teacher_action`) → states [K, ...] (K = len(labels)), without a
+        graph."""
+        action = self.teacher_action(prev_action)
         count = len(labels)
         index = torch.as_tensor(list(labels), device=action.device)
         cond = self.labels(index).view(count, *([1] * (action.dim() - 1)), self.num_labels)
@@ -134,7 +158,8 @@ class MixtureTeacher(nn.Module):
         payload = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "tasks": self.tasks,
             "obs_shapes": {key: list(shape) for key, shape in self.obs_shapes.items()},
-            "act_dim": self.act_dim, "model": self.model_cfg.model_dump(mode="json"),
+            "act_dim": self.act_dim, "source_act_dim": self.source_act_dim,
+            "model": self.model_cfg.model_dump(mode="json"),
             "replay_vae": self.replay_cfg.model_dump(mode="json"),
             "world_model": self.world_model.state_dict(), "replay": self.replay.state_dict(), "meta": meta,
         }
@@ -159,7 +184,8 @@ class MixtureTeacher(nn.Module):
             raise XferError(f"{str(path)!r} is not a Vid2Act teacher file")
         teacher = cls({k: tuple(v) for k, v in data["obs_shapes"].items()}, int(data["act_dim"]),
                       DreamerConfig.model_validate(data["model"]), data["tasks"],
-                      ReplayVAEConfig.model_validate(data["replay_vae"]))
+                      ReplayVAEConfig.model_validate(data["replay_vae"]),
+                      int(data.get("source_act_dim", data["act_dim"])))
         teacher.world_model.load_state_dict(data["world_model"])
         teacher.replay.load_state_dict(data["replay"])
         return teacher.to(device).freeze()

@@ -22,10 +22,13 @@ def fixed_vae(mu: float, log_sigma: float, out_bias: float, act_dim: int = 2) ->
     return vae
 
 
-def test_loss_on_a_known_batch() -> None:
-    """L = mean (a − â)² + 0.5 · mean −½(1 + ln σ² − μ² − σ²), by hand."""
+@pytest.mark.parametrize("kl_weight", [1.0, 0.5])
+def test_loss_on_a_known_batch(kl_weight: float) -> None:
+    """L = mean (a − â)² + w · mean −½(1 + ln σ² − μ² − σ²), by hand: w = 1 (Eq. 4, the default) or 0.5
+    (the authors' code)."""
     mu, sigma, out = 0.5, 0.25, 0.3
     vae = fixed_vae(mu, math.log(sigma), out)
+    vae.cfg = vae.cfg.model_copy(update={"kl_weight": kl_weight})
     state = torch.randn(3, 3)
     action = torch.tensor([[0.0, 1.0], [-1.0, 0.5], [0.2, 0.2]])
     label = one_hot(torch.tensor([0, 1, 0]), 2)
@@ -34,11 +37,26 @@ def test_loss_on_a_known_batch() -> None:
     kl = -0.5 * (1 + math.log(sigma**2) - mu**2 - sigma**2)
     assert metrics["replay/recon_loss"].item() == pytest.approx(recon, rel=1e-5)
     assert metrics["replay/kl_loss"].item() == pytest.approx(kl, rel=1e-5)
-    assert loss.item() == pytest.approx(recon + 0.5 * kl, rel=1e-5)
+    assert loss.item() == pytest.approx(recon + kl_weight * kl, rel=1e-5)
     # masking out the second row removes it from the reconstruction mean
     masked, _ = vae.loss(state, action, label, mask=torch.tensor([1.0, 0.0, 1.0]))
     recon_masked = ((math.tanh(out) - action[[0, 2]]) ** 2).mean().item()
-    assert masked.item() == pytest.approx(recon_masked + 0.5 * kl, rel=1e-5)
+    assert masked.item() == pytest.approx(recon_masked + kl_weight * kl, rel=1e-5)
+
+
+def test_kl_weight_default_is_the_papers() -> None:
+    assert ReplayVAEConfig().kl_weight == 1.0
+
+
+def test_replay_features_without_sampling_use_z_zero() -> None:
+    """Greedy acting: z = 0, so the same input gives the same features; sampling draws a fresh z per call."""
+    torch.manual_seed(0)
+    vae = ReplayVAE(5, 2, 3, ReplayVAEConfig(encoder_units=(8,), decoder_units=(8, 4), latent=2))
+    state, label = torch.randn(4, 5), one_hot(torch.tensor([0, 1, 2, 0]), 3)
+    greedy = vae.replay_features(state, label, sample=False)
+    assert torch.equal(greedy, vae.replay_features(state, label, sample=False))
+    assert torch.equal(greedy, vae.decoder_hidden(state, torch.zeros(4, 2), label))
+    assert not torch.equal(vae.replay_features(state, label), vae.replay_features(state, label))
 
 
 def test_log_std_is_clamped() -> None:

@@ -57,30 +57,6 @@ def test_actor_input_includes_replay_features() -> None:
     assert without.actor_extra is None
 
 
-def test_label_selection_picks_argmax_weight_and_holds_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(0)
-    agent = make_student(make_teacher())
-    batch = agent.to_tensors(make_batch(batch=2, length=3))
-    # weights [K=3, B=2, L=3] with a known argmax per state
-    best = torch.tensor([[0, 1, 2], [2, 2, 1]])
-    weights = torch.full((3, 2, 3), 0.1)
-    weights.scatter_(0, best[None], 0.8)
-    monkeypatch.setattr(agent.selector, "weights", lambda teacher, student: weights)
-    _, _, out = agent.world_model.loss(batch)
-    agent._distill_term(out, batch)
-    assert torch.equal(agent._start_labels, best.flatten())
-    seen = []
-    replay = agent.teacher.replay
-    original = replay.replay_features
-    monkeypatch.setattr(replay, "replay_features",
-                        lambda feat, label: seen.append(label) or original(feat, label))
-    imag = agent.imagine(out)
-    assert len(seen) == agent.cfg.horizon  # one call per imagined step, always with the same labels
-    for label in seen:
-        assert torch.equal(label.argmax(-1), best.flatten())
-    assert imag.extra.shape == (agent.cfg.horizon, 6, replay.hidden_dim)
-
-
 def test_acting_selects_the_label_with_the_highest_weight(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     agent = make_student(make_teacher())
