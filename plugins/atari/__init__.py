@@ -2,14 +2,16 @@
 
 Task names are ALE's ROM ids with ``_`` turned into ``-``: ``ms-pacman``, ``demon-attack``,
 ``wizard-of-wor`` (a CamelCase name such as ``MsPacman`` is refused with the right spelling suggested).
-Defaults follow EfficientZero/XTRA: 96×96 grayscale, frame skip 4 (``action_repeat``) with max-pooling
-over the last two frames, up to 30 no-op starts, sticky actions off, 108,000 frames per episode
-(``time_limit``), 4 stacked frames (``image`` is 96×96×4, newest last), the full 18-action set with the
-game's legal actions in ``info["legal_actions"]`` (also the env attribute ``legal_action_mask`` and
-:func:`xfer_plugins.atari.env.legal_action_mask`). ``options``: ``train`` (default false: episodic life and
-reward clipping to its sign, for training only), ``frame_stack`` (4), ``noop_max`` (30),
-``repeat_action_probability`` (0.0). This module imports nothing heavy (the game list is static; a test
-compares it with ALE's ROM list).
+Defaults follow EfficientZero/XTRA: 96×96 RGB, frame skip 4 (``action_repeat``) with max-pooling over the
+last two frames, up to 30 no-op starts, sticky actions off, 108,000 frames per episode (``time_limit``), 4
+stacked frames along the channel axis (``image`` is 96×96×12: frame t-3's R, G, B, …, the newest frame's
+R, G, B last, as EfficientZero stacks them), the full 18-action set with the game's legal actions in
+``info["legal_actions"]`` (also the env attribute ``legal_action_mask`` and
+:func:`xfer_plugins.atari.env.legal_action_mask`). ``options``: ``color`` (``rgb``, or ``gray``: ALE's
+grayscale screen, one channel per frame, ``image`` 96×96×4, EfficientZero's ``gray_scale`` setting, whose
+network then has 32 instead of 64 channels), ``train`` (default false: episodic life and reward clipping to
+its sign, for training only), ``frame_stack`` (4), ``noop_max`` (30), ``repeat_action_probability`` (0.0).
+This module imports nothing heavy (the game list is static; a test compares it with ALE's ROM list).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ XTRA_GAMES: tuple[str, ...] = tuple(dict.fromkeys(
 
 DEFAULTS: dict[str, object] = {
     "image_size": 96, "action_repeat": 4, "time_limit": 108_000,
-    "options": {"train": False, "frame_stack": 4, "noop_max": 30, "repeat_action_probability": 0.0},
+    "options": {"color": "rgb", "train": False, "frame_stack": 4, "noop_max": 30,
+                "repeat_action_probability": 0.0},
 }
 
 SPEC = SuiteSpec(
@@ -58,7 +61,8 @@ SPEC = SuiteSpec(
     defaults=DEFAULTS,
     policies={"random": "xfer.envs.policies:random_policy"},
     extra="atari",
-    description="Atari 2600 (ALE): 96×96 gray, frame skip 4, 4 stacked frames, 18 actions with legal mask",
+    description="Atari 2600 (ALE): 96×96 RGB (or gray), frame skip 4, 4 stacked frames, 18 actions with "
+                "legal mask",
 )
 
 

@@ -1,15 +1,15 @@
 """``make_env`` for the atari suite: ALE with EfficientZero's preprocessing, dict observation, legal actions.
 
-Layers, inside out: ale-py's ``AtariEnv`` (full 18-action set, grayscale, no frame skip, sticky actions
-off, 108k-frame limit) → gymnasium's ``AtariPreprocessing`` (no-op starts, frame skip with max-pooling of
-the last two frames, area resize) → for training only :class:`EpisodicLife` and :class:`SignReward` →
-:class:`AtariObs` (dict observation with stacked frames, legal-action mask in ``info``).
+Layers, inside out: ale-py's ``AtariEnv`` (full 18-action set, RGB or grayscale screen, no frame skip,
+sticky actions off, 108k-frame limit) → gymnasium's ``AtariPreprocessing`` (no-op starts, frame skip with
+max-pooling of the last two frames, area resize) → for training only :class:`EpisodicLife` and
+:class:`SignReward` → :class:`AtariObs` (dict observation with stacked frames, legal-action mask in ``info``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium
 import numpy as np
@@ -30,6 +30,8 @@ class AtariOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     train: bool = Field(False, description="episodic life and reward clipping (training, not evaluation)")
+    color: Literal["rgb", "gray"] = Field(
+        "rgb", description="rgb: 3 channels per frame (EfficientZero's and XTRA's default); gray: 1 channel")
     frame_stack: int = Field(4, ge=1, description="frames stacked along the channel axis, newest last")
     noop_max: int = Field(30, ge=0, description="at most this many no-ops after a reset")
     repeat_action_probability: float = Field(0.0, ge=0.0, le=1.0, description="sticky actions (0 = off)")
@@ -91,13 +93,14 @@ class SignReward(gymnasium.RewardWrapper):
 
 
 class AtariObs(gymnasium.Wrapper):
-    """Dict observation ``{"image": uint8 H×W×frame_stack}`` (the first frame repeated after a reset) and
+    """Dict observation ``{"image": uint8 H×W×(frame_stack·c)}``, c = 3 (RGB) or 1 (gray) channels per frame,
+    frames in time order along the channel axis, newest last (the first frame repeated after a reset), and
     ``info["legal_actions"]``. Seeded at construction, so the first ``reset()`` is reproducible."""
 
     def __init__(self, env: gymnasium.Env, frame_stack: int, seed: int) -> None:
         super().__init__(env)
-        height, width = env.observation_space.shape[:2]
-        image = spaces.Box(0, 255, (height, width, frame_stack), np.uint8)
+        height, width, channels = env.observation_space.shape
+        image = spaces.Box(0, 255, (height, width, frame_stack * channels), np.uint8)
         self.observation_space = spaces.Dict({"image": image})
         self.metadata = {**env.metadata, HANDLES: ("action_repeat", "time_limit")}
         self.legal_action_mask = _mask(env.unwrapped.ale)
@@ -127,12 +130,13 @@ def make_env(task: str, settings: EnvSettings, seed: int) -> gymnasium.Env:
     options = suite_options(AtariOptions, settings, "atari")
     if not settings.pixels or settings.state:
         raise XferError("atari observes the screen only: it takes neither pixels: false nor state: true")
+    gray = options.color == "gray"
     env: gymnasium.Env = AtariEnv(
-        rom_id(task), obs_type="grayscale", frameskip=1, full_action_space=True,
+        rom_id(task), obs_type="grayscale" if gray else "rgb", frameskip=1, full_action_space=True,
         repeat_action_probability=options.repeat_action_probability,
         max_num_frames_per_episode=settings.time_limit)
     env = AtariPreprocessing(env, noop_max=options.noop_max, frame_skip=settings.action_repeat,
-                             screen_size=settings.image_size, terminal_on_life_loss=False, grayscale_obs=True,
+                             screen_size=settings.image_size, terminal_on_life_loss=False, grayscale_obs=gray,
                              grayscale_newaxis=True, scale_obs=False)
     if options.train:
         env = SignReward(EpisodicLife(env))

@@ -30,18 +30,35 @@ def test_legal_action_masks_match_the_paper() -> None:
         assert mask.shape == (18,) and mask.sum() == count and mask[0], game
 
 
-def test_observation_and_legal_actions(make) -> None:
+def test_rgb_observation_and_legal_actions(make) -> None:
     env = make("atari", "ms-pacman")
     obs, info = env.reset()
     assert env.action_space.n == 18
-    assert_frame(obs["image"], (96, 96, 4))
+    assert_frame(obs["image"], (96, 96, 12))  # 4 RGB frames, EfficientZero's and XTRA's input
+    assert np.array_equal(obs["image"][..., :3], obs["image"][..., 9:])  # a reset repeats its first frame
     assert np.array_equal(info["legal_actions"], legal_action_mask("ms-pacman"))
     policy = random_policy(env, "ms-pacman", seed=0)
     for _ in range(20):
         action = policy(obs)
         assert info["legal_actions"][action]
+        previous = obs["image"]
         obs, reward, terminated, truncated, info = env.step(action)
-    assert obs["image"].shape == (96, 96, 4) and info["episode_frame_number"] >= 80
+    assert obs["image"].shape == (96, 96, 12) and info["episode_frame_number"] >= 80
+    assert np.array_equal(obs["image"][..., :9], previous[..., 3:])  # frames shift by one, newest last
+    screen = env.unwrapped.ale.getScreenRGB()
+    reference = cv2.resize(screen, (96, 96), interpolation=cv2.INTER_AREA)
+    same, flipped = closer_to(obs["image"][..., 9:], reference)  # channel order R, G, B as ALE gives it
+    assert same < flipped / 2 and same < closer_to(obs["image"][..., 9:], reference[..., ::-1])[0]
+
+
+def test_gray_observation(make) -> None:
+    """``color: gray``: EfficientZero's gray_scale setting, one channel per frame, 96×96×4."""
+    env = make("atari", "ms-pacman", options={"color": "gray"})
+    obs, _ = env.reset()
+    assert env.observation_space["image"].shape == (96, 96, 4)
+    for _ in range(20):
+        obs, *_ = env.step(0)
+    assert_frame(obs["image"], (96, 96, 4))
     screen = env.unwrapped.ale.getScreenGrayscale()
     reference = cv2.resize(screen, (96, 96), interpolation=cv2.INTER_AREA)
     same, flipped = closer_to(obs["image"][..., -1], reference)  # newest frame last
@@ -56,7 +73,9 @@ def test_seeding(make) -> None:
 
 
 def test_frame_stack_option(make) -> None:
-    assert make("atari", "pong", options={"frame_stack": 1}).reset()[0]["image"].shape == (96, 96, 1)
+    assert make("atari", "pong", options={"frame_stack": 1}).reset()[0]["image"].shape == (96, 96, 3)
+    gray = make("atari", "pong", options={"frame_stack": 2, "color": "gray"}).reset()[0]["image"]
+    assert gray.shape == (96, 96, 2)
 
 
 @pytest.mark.parametrize("train", [True, False])

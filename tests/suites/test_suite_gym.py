@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -32,6 +34,13 @@ def test_static_task_lists_match_gymnasium_registry() -> None:
     assert {family: tuple(ids) for family, ids in registered.items()} == FAMILIES
     assert set(CLASSIC_CONTROL + TOY_TEXT) <= set(SPEC.tasks)
     assert (set(BOX2D) <= set(SPEC.tasks)) == (importlib.util.find_spec("Box2D") is not None)
+
+
+def test_plugin_init_imports_nothing_heavy() -> None:
+    code = ("import sys, xfer_plugins.gym\n"
+            "print(sorted(m for m in ('gymnasium', 'Box2D', 'mujoco', 'torch') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
 
 
 def test_cartpole_state_and_discrete_actions(make) -> None:

@@ -20,7 +20,7 @@ from xfer.run.runner import resume_run, start_run
 
 pytest.importorskip("ale_py")
 
-MODEL = {"preset": "tiny", "image_channels": 1, "min_replay_size": 16, "training_steps": 8, "batch_size": 4,
+MODEL = {"preset": "tiny", "min_replay_size": 16, "training_steps": 8, "batch_size": 4,
          "num_simulations": 2, "channels": 4, "reduced_channels": 2}
 SELFPLAY = {"env_steps": 24, "num_envs": 2, "eval_envs": 1, "segment_length": 8}
 
