@@ -64,23 +64,42 @@ def run(
         help="stop with a checkpoint once the loop reaches this step (resume later)")] = None,
     rundir: Annotated[Path | None, typer.Option(help="explicit new run directory")] = None,
 ) -> None:
-    """Run a recipe in a new run directory (runs/NAME/TIMESTAMP)."""
+    """Run a recipe in a new run directory (runs/NAME/TIMESTAMP).
+
+    Exit codes: 0 finished; 2 an error, said in one line (a bad recipe, a full disk, a run directory in use);
+    3 stopped with a checkpoint by Ctrl-C, SIGTERM or --stop-after (continue with `xfer resume RUNDIR`);
+    130 aborted by a second Ctrl-C, without a checkpoint.
+    """
     from xfer.run.runner import start_run
 
     rundir = start_run(recipe, set_ or [], stop_at=stop_after, console=err, rundir=rundir)
     out.print(f"run directory: {rundir}", highlight=False)
+    _exit_if_stopped(rundir)
+
+
+def _exit_if_stopped(rundir: Path) -> None:
+    from xfer.run.runner import EXIT_STOPPED, run_status
+
+    if run_status(rundir).get("status") == "stopped":
+        raise typer.Exit(EXIT_STOPPED)
 
 
 @app.command()
 def resume(
     rundir: Path,
     stop_after: Annotated[int | None, typer.Option(help="stop again at this step")] = None,
+    from_scratch: Annotated[bool, typer.Option(
+        "--from-scratch", help="start over from step 0; old files go to RUNDIR/previous-<time>/")] = False,
 ) -> None:
-    """Continue a run from its newest checkpoint, exactly where it stopped."""
+    """Continue a run from its newest checkpoint, exactly where it stopped (a finished run is left as it is).
+
+    Exit codes as for `xfer run`: 0 finished, 2 an error, 3 stopped with a checkpoint, 130 aborted.
+    """
     from xfer.run.runner import resume_run
 
-    resume_run(rundir, stop_at=stop_after, console=err)
+    resume_run(rundir, stop_at=stop_after, console=err, from_scratch=from_scratch)
     out.print(f"run directory: {rundir}", highlight=False)
+    _exit_if_stopped(rundir)
 
 
 @app.command("eval")
@@ -139,22 +158,39 @@ def sweep(
         raise typer.Exit(1)
 
 
+StatOption = Annotated[str, typer.Option(
+    "--stat", help="statistic over seeds: mean | iqm (interquartile mean) | median; default mean")]
+RepsOption = Annotated[int, typer.Option("--reps", help="bootstrap resamples", min=100)]
+BootSeedOption = Annotated[int, typer.Option("--seed", help="seed of the bootstrap resampling")]
+
+
+def _warn(line: str) -> None:
+    err.print(line, highlight=False, markup=False)
+
+
 @app.command()
 def plot(
     paths: Annotated[list[Path], typer.Argument(help="run or sweep directories")],
     metric: Annotated[str, typer.Option(
         help="metric name; * matches several (vid2act/weight/*)")] = "eval/return",
-    x: Annotated[str, typer.Option(help="x axis counter")] = "env_steps",
+    x: Annotated[str, typer.Option(help="x axis counter logged next to the metric")] = "env_steps",
     group_by: Annotated[str, typer.Option(help="recipe key that names a curve")] = "method",
     out_path: Annotated[Path, typer.Option("--out", help="PNG to write")] = Path("curves.png"),
     title: Annotated[str | None, typer.Option(help="figure title")] = None,
+    stat: StatOption = "mean",
+    ci: Annotated[str | None, typer.Option(help="95 % band: normal (±1.96·std/√n; the default for the "
+                                           "mean) | bootstrap (stratified; the default for iqm and median) "
+                                           "| none")] = None,
+    reps: RepsOption = 2000,
+    seed: BootSeedOption = 0,
 ) -> None:
-    """Learning curves: mean and 95% band over seeds, one curve per group."""
+    """Learning curves: a statistic over seeds (one run per seed) and its 95% band, one curve per group."""
     from xfer.plot import find_runs, plot_curves
 
     runs = find_runs(paths)
     try:
-        written = plot_curves(runs, metric, x, group_by, out_path, title)
+        written = plot_curves(runs, metric, x, group_by, out_path, title, stat=stat, ci=ci, reps=reps,
+                              seed=seed, warn=_warn)
     except OSError as error:
         raise os_error(error, f"writing the plot {out_path}") from error
     out.print(f"wrote {written}", highlight=False, markup=False)
@@ -168,14 +204,45 @@ def table(
     rows: Annotated[str, typer.Option(help="recipe key for the rows")] = "target.task",
     last: Annotated[int, typer.Option(help="average each run's last K values")] = 1,
     fmt: Annotated[str, typer.Option("--format", help="md | csv")] = "md",
+    stat: StatOption = "mean",
+    ci: Annotated[str, typer.Option(help="none (the mean shows ± std) | bootstrap (95 % stratified "
+                                    "bootstrap interval of the statistic); default none")] = "none",
+    reps: RepsOption = 2000,
+    seed: BootSeedOption = 0,
 ) -> None:
-    """Final performance, mean ± std over seeds (the papers' tables), as Markdown or CSV."""
+    """Final performance over seeds (one run per seed; default mean ± std, the papers' tables), as
+    Markdown or CSV."""
     from xfer.plot import final_table, find_runs, format_table
 
     if fmt not in ("md", "csv"):
         raise XferError(f"unknown format {fmt!r}: use md or csv")
-    row_names, cols, cells = final_table(find_runs(paths), metric, group_by, rows, last)
-    print(format_table(row_names, cols, cells, fmt, rows), end="")
+    row_names, cols, cells = final_table(find_runs(paths), metric, group_by, rows, last, warn=_warn)
+    print(format_table(row_names, cols, cells, fmt, rows, stat=stat, ci=ci, reps=reps, seed=seed), end="")
+
+
+@app.command()
+def compare(
+    paths: Annotated[list[Path], typer.Argument(help="run or sweep directories (two sweeps, say)")],
+    metric: Annotated[str, typer.Option(help="metric to compare")] = "eval/return",
+    by: Annotated[str, typer.Option(help="recipe key that names a group")] = "method",
+    rows: Annotated[str, typer.Option(help="recipe key of the tasks (bootstrap strata)")] = "target.task",
+    x: Annotated[str, typer.Option(help="counter of the budget check and the AUC")] = "env_steps",
+    last: Annotated[int, typer.Option(help="final point: mean of each run's last K values")] = 1,
+    reps: RepsOption = 2000,
+    seed: BootSeedOption = 0,
+    force: Annotated[bool, typer.Option(
+        help="compare even with unequal budgets or a single seed")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="md | csv | json")] = "md",
+) -> None:
+    """Each group's IQM with its 95% stratified-bootstrap CI, and for each pair the IQM difference with its
+    CI and P(X > Y), at the final point and as the normalised area under the curve."""
+    from xfer.compare import compare_runs, format_report
+    from xfer.plot import find_runs
+
+    if fmt not in ("md", "csv", "json"):
+        raise XferError(f"unknown format {fmt!r}: use md, csv or json")
+    report = compare_runs(find_runs(paths), metric, by, rows, x, last, reps, seed, force, warn=_warn)
+    print(format_report(report, fmt), end="")
 
 
 def _mount_subapps() -> None:
@@ -197,7 +264,7 @@ def main() -> None:
         err.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)  # user text: no markup
         if error.hint:
             err.print(f"  hint: {error.hint}", highlight=False, markup=False)
-        sys.exit(2)
+        sys.exit(getattr(error, "exit_code", 2))  # 130 for a run aborted by a second Ctrl-C
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)

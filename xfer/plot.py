@@ -1,91 +1,91 @@
 """Learning curves and final-performance tables from run directories (reads ``metrics.jsonl`` only).
 
-Curves: each run's metric against ``x`` (``env_steps`` by default) is interpolated onto a common grid;
-runs are grouped by a recipe key (``method`` by default) and drawn as the mean with a 95 % confidence band
-over seeds (normal approximation, ±1.96·std/√n), the style of the papers' Fig. 4–5. A metric pattern with
-``*`` (e.g. ``vid2act/weight/*``, ``xtra/eta/*``) draws one line per matching metric: Vid2Act's Fig. 9 and
-XTRA's task-weight plot.
+Curves: each run's metric against ``x`` (``env_steps`` by default; any counter the runs log next to the
+metric) is interpolated linearly onto a common grid; runs are grouped by a recipe key (``method`` by
+default) and drawn as a statistic over seeds (``mean`` by default, or ``iqm``/``median``) with its 95 %
+band: ``normal`` (±1.96·std/√n, the default for the mean, the style of the papers' Fig. 4–5) or
+``bootstrap`` (stratified bootstrap of the chosen statistic at each x, :mod:`xfer.stats`). A metric pattern
+with ``*`` (e.g. ``vid2act/weight/*``, ``xtra/eta/*``) draws one line per matching metric: Vid2Act's Fig. 9
+and XTRA's task-weight plot. Every statistic counts one run per seed (:func:`one_run_per_seed`).
 """
 
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import math
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from xfer.errors import XferError
-from xfer.run.logger import read_metrics
+from xfer.results import RunData, check_counter, find_runs, matching_metrics, one_run_per_seed
+from xfer.stats import DEFAULT_REPS, aggregate, as_scores, check_stat, interval
+
+__all__ = ["RunData", "find_runs", "matching_metrics", "one_run_per_seed", "mean_band", "stat_band",
+           "plot_curves", "final_table", "format_table"]
+
+Warn = Callable[[str], None]
+CIS = ("normal", "bootstrap", "none")
 
 
-@dataclass
-class RunData:
-    path: Path
-    recipe: dict[str, Any]
-    rows: list[dict[str, Any]]
-
-    def key(self, dotted: str) -> str:
-        node: Any = self.recipe
-        for part in dotted.split("."):
-            node = node[int(part)] if isinstance(node, list) else (node or {}).get(part)
-        return str(node)
-
-    def series(self, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
-        pts = [(r.get(x, r["step"]), r[metric]) for r in self.rows if r.get(metric) is not None]
-        if not pts:
-            return np.zeros(0), np.zeros(0)
-        xs, ys = np.array(pts, dtype=float).T
-        return xs, ys
-
-
-def find_runs(paths: Iterable[Path]) -> list[RunData]:
-    """Every run directory (``recipe.yaml`` + ``metrics.jsonl``) at or below the given paths."""
-    runs: list[RunData] = []
-    for path in paths:
-        if not path.exists():
-            raise XferError(f"{str(path)!r} does not exist")
-        candidates = [path] if (path / "metrics.jsonl").exists() else sorted(
-            p.parent for p in path.rglob("metrics.jsonl"))
-        for rundir in candidates:
-            if (rundir / "recipe.yaml").exists():
-                recipe = yaml.safe_load((rundir / "recipe.yaml").read_text()) or {}
-                runs.append(RunData(rundir, recipe, read_metrics(rundir / "metrics.jsonl")))
-    if not runs:
-        raise XferError("no run directories (with recipe.yaml and metrics.jsonl) found in "
-                        + ", ".join(map(str, paths)))
-    return runs
-
-
-def matching_metrics(runs: list[RunData], pattern: str) -> list[str]:
-    names = sorted({k for run in runs for row in run.rows for k in row if fnmatch.fnmatchcase(k, pattern)})
-    if not names:
-        known = sorted({k for run in runs for row in run.rows for k in row} - {"step"})
-        raise XferError(f"no metric matches {pattern!r}", hint="logged metrics: " + ", ".join(known[:30]))
-    return names
-
-
-def mean_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Common x grid (up to the shortest run's end), mean and 95 % half-width over the runs."""
+def _on_grid(curves: list[tuple[np.ndarray, np.ndarray]], points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Common x grid (from the latest start to the earliest end) and each run's curve on it."""
     curves = [(x, y) for x, y in curves if len(x)]
     end = min(x[-1] for x, _ in curves)
     start = max(x[0] for x, _ in curves)
     grid = np.linspace(start, end, points) if end > start else np.array([end])
-    ys = np.stack([np.interp(grid, x, y) for x, y in curves])
+    return grid, np.stack([np.interp(grid, x, y) for x, y in curves])
+
+
+def mean_band(curves: list[tuple[np.ndarray, np.ndarray]], points: int = 100
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Common x grid, mean and normal-approximation 95 % half-width (1.96·std/√n) over the runs."""
+    grid, ys = _on_grid(curves, points)
     half = 1.96 * ys.std(axis=0, ddof=1) / math.sqrt(len(ys)) if len(ys) > 1 else np.zeros_like(grid)
     return grid, ys.mean(axis=0), half
 
 
+def resolve_ci(stat: str, ci: str | None) -> str:
+    """The band of a plot: ``normal`` for the mean unless told, ``bootstrap`` for the IQM and median."""
+    check_stat(stat)
+    ci = ci or ("normal" if stat == "mean" else "bootstrap")
+    if ci not in CIS:
+        raise XferError(f"unknown --ci {ci!r}", hint="use --ci " + ", --ci ".join(CIS))
+    if ci == "normal" and stat != "mean":
+        raise XferError(f"--ci normal is the band of the mean, not of the {stat}",
+                        hint=f"use --ci bootstrap with --stat {stat}")
+    return ci
+
+
+def stat_band(curves: list[tuple[np.ndarray, np.ndarray]], stat: str = "mean", ci: str | None = None,
+              reps: int = DEFAULT_REPS, seed: int = 0, points: int = 100
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid, the statistic over runs at each x, and the band's lower and upper edges."""
+    ci = resolve_ci(stat, ci)
+    if ci == "normal":
+        grid, mean, half = mean_band(curves, points)
+        return grid, mean, mean - half, mean + half
+    grid, ys = _on_grid(curves, points)
+    scores = ys[:, None, :]  # [runs, 1 task, points]
+    center = aggregate(scores, check_stat(stat))
+    if ci == "none":
+        return grid, center, center, center
+    low, high = interval(scores, check_stat(stat), reps, seed)
+    return grid, center, low, high
+
+
 def plot_curves(runs: list[RunData], metric: str, x: str, group_by: str, out: Path,
-                title: str | None = None) -> Path:
+                title: str | None = None, stat: str = "mean", ci: str | None = None,
+                reps: int = DEFAULT_REPS, seed: int = 0, warn: Warn | None = None) -> Path:
+    metrics = matching_metrics(runs, metric)
+    check_counter(runs, metrics, x)
+    band = resolve_ci(stat, ci)
+    runs = one_run_per_seed(runs, (group_by, "target.task"), warn)
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,18 +95,17 @@ def plot_curves(runs: list[RunData], metric: str, x: str, group_by: str, out: Pa
     groups: dict[str, list[RunData]] = defaultdict(list)
     for run in runs:
         groups[run.key(group_by)].append(run)
-    metrics = matching_metrics(runs, metric)
     for label, members in sorted(groups.items()):
         for name in metrics:
-            curves = [run.series(name, x) for run in members]
-            if not any(len(c[0]) for c in curves):
+            curves = [c for c in (run.series(name, x) for run in members) if len(c[0])]
+            if not curves:
                 continue
-            grid, mean, half = mean_band(curves)
+            grid, center, low, high = stat_band(curves, stat, band, reps, seed)
             line_label = label if len(metrics) == 1 else f"{label}: {name.rsplit('/', 1)[-1]}"
-            (line,) = ax.plot(grid, mean, label=f"{line_label} (n={len(members)})")
-            ax.fill_between(grid, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+            (line,) = ax.plot(grid, center, label=f"{line_label} (n={len(curves)})")
+            ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel(x)
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric if stat == "mean" else f"{metric} ({stat})")
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -122,11 +121,12 @@ def final_value(run: RunData, metric: str, last: int) -> float | None:
     return float(np.mean(values[-last:])) if values else None
 
 
-def final_table(runs: list[RunData], metric: str, group_by: str, rows_by: str, last: int = 1
-                ) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
-    """Cells ``(row, column) → per-run final values`` (mean of each run's last ``last`` values)."""
+def final_table(runs: list[RunData], metric: str, group_by: str, rows_by: str, last: int = 1,
+                warn: Warn | None = None) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
+    """Cells ``(row, column) → per-seed final values`` (mean of each run's last ``last`` values), one run
+    per seed (duplicates are warned about, the newest finished one is kept)."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for run in runs:
+    for run in one_run_per_seed(runs, (rows_by, group_by), warn):
         value = final_value(run, metric, last)
         if value is not None:
             cells[(run.key(rows_by), run.key(group_by))].append(value)
@@ -137,26 +137,47 @@ def final_table(runs: list[RunData], metric: str, group_by: str, rows_by: str, l
     return rows, cols, cells
 
 
-def format_table(rows: list[str], cols: list[str], cells: dict[tuple[str, str], list[float]],
-                 fmt: str, rows_by: str) -> str:
-    def cell(r: str, c: str) -> str:
-        values = cells.get((r, c))
-        if not values:
-            return "-"
-        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        return f"{np.mean(values):.3g} ± {std:.2g} (n={len(values)})"
+def _summary(values: list[float], stat: str, ci: str, reps: int, seed: int) -> dict[str, float]:
+    scores = as_scores(values)
+    out = {stat: float(aggregate(scores, check_stat(stat))), "n": float(len(values))}
+    if stat == "mean" and ci == "none":
+        out["std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    if ci == "bootstrap":
+        low, high = interval(scores, check_stat(stat), reps, seed)
+        out["ci_low"], out["ci_high"] = float(low), float(high)
+    return out
 
+
+def format_table(rows: list[str], cols: list[str], cells: dict[tuple[str, str], list[float]],
+                 fmt: str, rows_by: str, stat: str = "mean", ci: str = "none", reps: int = DEFAULT_REPS,
+                 seed: int = 0) -> str:
+    """Markdown (``value ± std (n=N)`` or ``value [low, high] (n=N)``) or CSV of the cells."""
+    check_stat(stat)
+    if ci not in ("none", "bootstrap"):
+        raise XferError(f"unknown --ci {ci!r} for a table", hint="use --ci bootstrap or leave it out")
+    summary = {key: _summary(values, stat, ci, reps, seed) for key, values in cells.items() if values}
+    fields = [stat, *(["std"] if stat == "mean" and ci == "none" else []),
+              *(["ci_low", "ci_high"] if ci == "bootstrap" else []), "n"]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow([rows_by, *(f"{c} {s}" for c in cols for s in ("mean", "std", "n"))])
+        writer.writerow([rows_by, *(f"{c} {f}" for c in cols for f in fields)])
         for r in rows:
             line: list[Any] = [r]
             for c in cols:
-                v = cells.get((r, c), [])
-                line += [np.mean(v) if v else "", np.std(v, ddof=1) if len(v) > 1 else 0.0, len(v)]
+                s = summary.get((r, c))
+                line += [(int(s[f]) if f == "n" else s[f]) if s else ("" if f != "n" else 0) for f in fields]
             writer.writerow(line)
         return buffer.getvalue()
+
+    def cell(r: str, c: str) -> str:
+        s = summary.get((r, c))
+        if not s:
+            return "-"
+        spread = (f" ± {s['std']:.2g}" if "std" in s
+                  else f" [{s['ci_low']:.3g}, {s['ci_high']:.3g}]" if "ci_low" in s else "")
+        return f"{s[stat]:.3g}{spread} (n={int(s['n'])})"
+
     header = f"| {rows_by} | " + " | ".join(cols) + " |"
     rule = "|" + "---|" * (len(cols) + 1)
     body = [f"| {r} | " + " | ".join(cell(r, c) for c in cols) + " |" for r in rows]
