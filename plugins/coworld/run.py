@@ -31,7 +31,7 @@ from xfer_plugins.coworld.evaluation import CoWorldEvaluator
 from xfer_plugins.coworld.learner import CoWorldLearner
 from xfer_plugins.coworld.routing import SourceRouter
 
-from xfer.data.dataset import Dataset, DatasetFit
+from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.loop import train_online
 from xfer.dreamer.method_config import TrainSchedule
@@ -68,9 +68,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     space = eval_env.observation_space
     obs_shapes = {key: list(space[key].shape) for key in obs_keys}
     path = ctx.dataset(target_task)
-    Dataset.open(path, target_task.dataset.max_episodes).check_fits(DatasetFit(
-        suite=target_task.suite, task=target_task.task, image_shape=tuple(obs_shapes["image"]),
-        action_size=target_native, discrete=False,
+    open_task_dataset(path, target_task, DatasetFit(
+        image_shape=tuple(obs_shapes["image"]), action_size=target_native, discrete=False,
         state_size=obs_shapes["state"][0] if "state" in obs_shapes else None))
 
     natives = [probe_action_size(ctx, task, recipe.seed) for task in recipe.sources]

@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium
 from xfer_plugins.dreamer.config import DreamerMethodConfig
 
-from xfer.data.dataset import Dataset, DatasetFit
+from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.agent import DreamerAgent
 from xfer.dreamer.config import DreamerConfig
@@ -84,9 +84,9 @@ def offline_batches(ctx: RunContext, task: TaskSpec, cfg: DreamerMethodConfig, s
                         hint="e.g. target: {suite: dmc, task: walker-walk, dataset: {path: data/...}}")
     path = ctx.dataset(task)
     state = spec["obs_shapes"].get("state")
-    Dataset.open(path, task.dataset.max_episodes).check_fits(DatasetFit(
-        suite=task.suite, task=task.task, image_shape=image_shape, action_size=spec["act_dim"],
-        discrete=spec["discrete"], state_size=state[0] if state else None))
+    open_task_dataset(path, task, DatasetFit(image_shape=image_shape, action_size=spec["act_dim"],
+                                             discrete=spec["discrete"],
+                                             state_size=state[0] if state else None))
     buffer = ReplayBuffer(path, readonly=True, max_episodes=task.dataset.max_episodes)
     ctx.say(f"offline data: {path} ({buffer.num_episodes} episodes, {buffer.num_steps} steps)")
     return replay_batches(buffer, cfg.train.batch, cfg.train.seq_len, cfg.inputs)

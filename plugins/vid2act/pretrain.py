@@ -23,7 +23,7 @@ from xfer_plugins.vid2act.config import Vid2ActConfig
 from xfer_plugins.vid2act.stages import PRETRAIN, StageContext
 from xfer_plugins.vid2act.teacher import MixtureTeacher, teacher_model_config
 
-from xfer.data.dataset import read_manifest
+from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.data.replay import MixtureSampler, ReplayBuffer
 from xfer.dreamer.agent import make_adam
 from xfer.dreamer.loop import train_offline
@@ -69,11 +69,7 @@ def open_sources(ctx: RunContext, sources: Sequence[TaskSpec]) -> list[tuple[Rep
             raise XferError(f"Vid2Act source {spec.suite}/{spec.task} has no dataset",
                             hint="give it `dataset: {collect: {policy: scripted, episodes: 10}}` or a path")
         path = ctx.dataset(spec)
-        meta = read_manifest(path)
-        shape = tuple(meta["observation"]["image"]["shape"])
-        if shape[:2] != (64, 64):
-            raise XferError(f"dataset {path} has {shape} images; DreamerV2's codec needs 64×64",
-                            hint="collect it with env.image_size: 64")
+        meta = open_task_dataset(path, spec, DatasetFit(image_size=64)).meta  # DreamerV2's codec: 64×64
         opened.append((ReplayBuffer(path, readonly=True, max_episodes=spec.dataset.max_episodes), meta))
     return opened
 

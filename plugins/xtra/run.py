@@ -19,7 +19,7 @@ from xfer_plugins.xtra.finetune import CrossTaskUpdate, freeze_representation, r
 from xfer_plugins.xtra.offline import offline_replay
 from xfer_plugins.xtra.pretrain import OfflineGame, Pretraining
 
-from xfer.data.dataset import Dataset
+from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.errors import XferError
 from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint, legal_mask_of
 from xfer.muzero.config import EfficientZeroConfig
@@ -44,7 +44,8 @@ def load_games(ctx: RunContext, cfg: EfficientZeroConfig, sources: list[TaskSpec
         if task.dataset is None:
             raise XferError(f"xtra: source {task.suite}/{task.task} has no dataset",
                             hint="give it `dataset: {path: ...}` or `dataset: {collect: {policy: ...}}`")
-        dataset = Dataset.open(ctx.dataset(task), task.dataset.max_episodes)
+        dataset = open_task_dataset(ctx.dataset(task), task, DatasetFit(
+            image_size=cfg.image_size, action_size=cfg.n_actions, discrete=True))
         legal = legal_mask(ctx, task, cfg)
         ctx.say(f"offline game {task.task}: {len(dataset)} episodes, {dataset.steps} steps")
         games.append(OfflineGame(task.task, offline_replay(list(dataset), cfg, legal, i + 1), legal))

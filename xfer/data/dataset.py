@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from xfer.errors import XferError
 
 if TYPE_CHECKING:
     from xfer.data.replay import ReplayBuffer
+    from xfer.recipe import TaskSpec
 
 FORMAT = "xfer-dataset"
 FORMAT_VERSION = 1
@@ -49,11 +50,13 @@ MANIFEST = "dataset.json"
 
 @dataclass(frozen=True)
 class DatasetFit:
-    """What a recipe expects of a dataset; ``None`` fields are not checked."""
+    """What a recipe expects of a dataset; ``None`` fields are not checked. ``image_size`` checks only the
+    square side (height and width), ``image_shape`` the whole ``H×W×C`` shape."""
 
     suite: str | None = None
     task: str | None = None
     image_shape: tuple[int, ...] | None = None
+    image_size: int | None = None
     action_size: int | None = None
     discrete: bool | None = None
     state_size: int | None = None
@@ -127,6 +130,8 @@ class Dataset:
             "suite": (expected.suite, self.meta.get("suite")),
             "task": (expected.task, self.meta.get("task")),
             "image shape": (_opt_shape(expected.image_shape), _shape(self.image_shape)),
+            "image size": (_opt_shape(None if expected.image_size is None else (expected.image_size,) * 2),
+                           _shape(self.image_shape[:2])),
             "action size": (expected.action_size, self.action_size),
             "discrete actions": (expected.discrete, self.discrete),
             "state size": (expected.state_size, self.state_size),
@@ -151,6 +156,16 @@ class Dataset:
         no pickled objects, keys, dtypes, shapes, rows matching the file name)."""
         problems = [(path, check_episode(path)) for path in self.files]
         return [(path, problem) for path, problem in problems if problem is not None]
+
+
+def open_task_dataset(path: Path | str, task: TaskSpec, fit: DatasetFit | None = None) -> Dataset:
+    """Open the dataset of a recipe's ``task`` (a source, the target, a teacher's source) and refuse it
+    unless it fits: the one check every method's datasets go through. The suite and task always come from
+    ``task``; ``fit`` adds what the method knows of the spaces (image, action, state). At most
+    ``task.dataset.max_episodes`` episodes are opened."""
+    dataset = Dataset.open(path, task.dataset.max_episodes if task.dataset is not None else None)
+    dataset.check_fits(replace(fit or DatasetFit(), suite=task.suite, task=task.task))
+    return dataset
 
 
 def _opt_shape(shape: tuple[int, ...] | None) -> str | None:
