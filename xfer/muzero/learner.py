@@ -12,15 +12,16 @@ is halved (MuZero's ``scale_gradient``). Following EZ code the total is scaled b
 gradients are clipped to norm 5, and SGD (lr 0.2, momentum 0.9, wd 1e-4) warms up linearly, then decays
 stepwise. Weight decay is the optimiser's, so c||theta|| of Eq. 3 is not a loss term.
 
-For XTRA (Eq. 1-2): call :meth:`Learner.losses` once per task batch, combine with
-:func:`weighted_total`, take per-task gradients with :meth:`Learner.task_gradient`, then :meth:`Learner.step`.
+For XTRA (Eq. 1-2): call :meth:`Learner.losses` on the joint batch of all tasks, split its
+``Losses.per_sample`` into per-task losses, combine them with :func:`weighted_total`, take per-task
+gradients with :meth:`Learner.task_gradient`, then :meth:`Learner.step`.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -69,7 +70,11 @@ def masked_policy_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
 
 @dataclass
 class Losses:
-    """Importance-weighted batch means of each term, their weighted sum, and new replay priorities."""
+    """Importance-weighted batch means of each term, their weighted sum, and new replay priorities.
+
+    ``per_sample`` holds the same five quantities per position (``[B]``, importance-weighted, before the
+    mean), so a joint batch of several tasks can be split into per-task losses of one forward pass (XTRA).
+    """
 
     value: torch.Tensor
     reward: torch.Tensor
@@ -77,6 +82,7 @@ class Losses:
     consistency: torch.Tensor
     total: torch.Tensor
     priorities: np.ndarray
+    per_sample: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
         names = ("value", "reward", "policy", "consistency", "total")
@@ -148,11 +154,16 @@ class Learner:
                 hidden = net.initial_hidden(len(obs))
 
         w = batch.weights
-        terms = {name: (w * t).mean() for name, t in
-                 (("value", value), ("reward", reward), ("policy", policy), ("consistency", consistency))}
+        per_sample = {"value": w * value, "reward": w * reward, "policy": w * policy,
+                      "consistency": w * consistency}
+        terms = {name: t.mean() for name, t in per_sample.items()}
         total = (cfg.value_loss_coeff * terms["value"] + cfg.reward_loss_coeff * terms["reward"]
                  + cfg.policy_loss_coeff * terms["policy"] + cfg.consistency_coeff * terms["consistency"])
-        return Losses(**terms, total=total, priorities=priorities.cpu().numpy() + cfg.priority_eps)
+        per_sample["total"] = (cfg.value_loss_coeff * per_sample["value"] + cfg.reward_loss_coeff
+                               * per_sample["reward"] + cfg.policy_loss_coeff * per_sample["policy"]
+                               + cfg.consistency_coeff * per_sample["consistency"])
+        return Losses(**terms, total=total, priorities=priorities.cpu().numpy() + cfg.priority_eps,
+                      per_sample=per_sample)
 
     def task_gradient(self, loss: torch.Tensor) -> torch.Tensor:
         """Flat gradient of ``loss`` over all trainable parameters, graph kept (XTRA Eq. 2)."""
