@@ -160,7 +160,7 @@ def wire_stages(cfg: CoWorldConfig, target: DreamerAgent, sources: Sequence[Drea
         target.critic_terms.append(stages.constraint)
     if cfg.stages.reward_alignment:
         for source in sources:
-            eta = EtaSchedule(cfg.eta.start, cfg.eta.floor, cfg.eta_steps(), cfg.eta.shape)
+            eta = EtaSchedule(cfg.eta.start, cfg.eta.floor, cfg.eta_steps(len(sources)), cfg.eta.shape)
             term = RewardAlignment(source.world_model, cfg.reward_mix, eta,
                                    lambda source=source: target_data.tensors(source.device))
             term.enabled = False  # switched on after the source's warm-up

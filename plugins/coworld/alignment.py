@@ -18,7 +18,10 @@ Decisions (see METHODS.md, CoWorld):
   which divides by B only, i.e. its term is L times larger (50× at L = 50); scale β2 by L to reproduce it.
 - Multi-source (Appendix C, Eq. 12): the KL to every candidate source is measured on the batch and the
   one-hot ω selects the closest source (see :mod:`xfer_plugins.coworld.selection`); only that source's
-  KL enters the loss.
+  KL enters the loss. The KL that the choice reads is logged as ``coworld/select_kl/<source>``. It is
+  measured with the current target encoder e_φ (Appendix C step 2, the default), or — when
+  :meth:`StateAlignment.select_with` is given the target encoder as it was after step 1 — with that
+  unaligned copy, which Stage A cannot pull toward the source it selected.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from xfer.dreamer.world_model import Batch, WorldModel, WorldModelOutputs
 
@@ -66,25 +69,47 @@ class StateAlignment:
         self.choose = choose or (lambda kls: 0)
         self.names = list(names) if names is not None else [str(i) for i in range(len(sources))]
         self.selected = 0
-        self.last_kl: Tensor | None = None
+        self.last_kl: Tensor | None = None  # the KL per source [N] the last choice read
         self.enabled = True  # off while the target world model is pretrained alone (Appendix C step 1)
+        self.selection_encoder: nn.Module | None = None  # None: select with the current target encoder
+
+    def select_with(self, encoder: nn.Module | None) -> None:
+        """Measure the selection KL with ``encoder`` (a frozen copy of the target encoder, e.g. taken after
+        Appendix C step 1) instead of the current target encoder; ``None`` = the current one."""
+        self.selection_encoder = None if encoder is None else encoder.requires_grad_(False)
 
     def per_source_kl(self, out: WorldModelOutputs, batch: Batch) -> Tensor:
         """Mean KL to every source [N] (with a graph into the target encoder)."""
-        obs = {key: value for key, value in batch.items() if key in ("image", "state")}
+        obs = self._observations(batch)
         kls = [softmax_kl(source_embeddings(src, obs), out.embed).mean() for src in self.sources]
         return torch.stack(kls)
+
+    @torch.no_grad()
+    def selection_kl(self, batch: Batch) -> Tensor:
+        """Mean KL to every source [N] with the selection encoder, without a graph."""
+        assert self.selection_encoder is not None
+        obs = self._observations(batch)
+        embed = self.selection_encoder(obs)
+        return torch.stack([softmax_kl(source_embeddings(src, obs), embed).mean() for src in self.sources])
+
+    @staticmethod
+    def _observations(batch: Batch) -> Batch:
+        return {key: value for key, value in batch.items() if key in ("image", "state")}
 
     def __call__(self, out: WorldModelOutputs, batch: Mapping[str, Tensor]
                  ) -> tuple[Tensor, dict[str, Tensor]]:
         if not self.enabled:
             return out.embed.new_zeros(()), {}
         kls = self.per_source_kl(out, batch)
-        self.last_kl = kls.detach()
-        self.selected = int(self.choose(self.last_kl)) if len(self.sources) > 1 else 0
+        if len(self.sources) > 1:
+            self.last_kl = (kls.detach() if self.selection_encoder is None
+                            else self.selection_kl(batch).to(kls.device))
+            self.selected = int(self.choose(self.last_kl))
+        else:
+            self.last_kl, self.selected = kls.detach(), 0
         kl = kls[self.selected]
         metrics: dict[str, Tensor] = {"coworld/state_kl": kl.detach()}
         if len(self.sources) > 1:
             pairs = zip(self.names, self.last_kl, strict=True)
-            metrics.update({f"coworld/source_kl/{name}": value for name, value in pairs})
+            metrics.update({f"coworld/select_kl/{name}": value for name, value in pairs})
         return self.scale * kl, metrics

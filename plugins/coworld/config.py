@@ -12,7 +12,9 @@ Alternation counts. Algorithm 1 names the offline (target) loop K1 and the onlin
 Table 7 labels its rows "Source domain update iterations K1 = 2·10⁴" and "Target domain update iterations
 K2 = 5·10⁴ (Meta-World) / 2·10⁴ (DMC)". xfer names the fields by role and takes the values by Table 7's row
 names, which the authors' code confirms (per round: 5 × 10⁴ target updates, 2 × 10⁴ source environment
-steps on Meta-World): ``target_iterations`` (Algorithm 1's K1) and ``source_iterations`` (K2).
+steps on Meta-World): ``target_iterations`` = Table 7's K2 (Algorithm 1's K1) counts target *updates*;
+``source_iterations`` = Table 7's K1 (Algorithm 1's K2) counts source *environment steps*, with one source
+update every ``train_every`` steps.
 """
 
 from __future__ import annotations
@@ -45,15 +47,23 @@ class Strict(BaseModel):
 
 
 class EtaConfig(Strict):
-    """η of Eq. 5 (reward alignment): from ``start`` to ``floor`` over ``steps`` source updates.
+    """η of Eq. 5 (reward alignment): from ``start`` to ``floor`` over ``steps`` Stage B updates.
 
-    The authors' code froze η at 1 (its counter never advanced): xfer's schedule really advances."""
+    The authors' code froze η at 1 (its counter never advanced): xfer's schedule really advances. Every
+    source has its own η, advanced by its own Stage B updates only (Stage B starts for every source once all
+    sources are warm and the first target phase has run). Section 3.2 ("η ... gradually decreases from 1 to
+    0.1 throughout this training stage") is written for one source; with ``train_sources: selected`` a source
+    trains only in the phases it is selected in, which no schedule can know in advance, so its η is sized for
+    the whole co-training period: a source trained in m of the rounds − 1 source phases ends at
+    η = 1 − 0.9·m/(rounds − 1). With ``train_sources: all`` each source's share is used instead."""
 
     start: float = Field(1.0, ge=0, le=1)
     floor: float = Field(0.1, ge=0, le=1, description="paper: 0.1 (the authors' code: 0.2, never reached)")
-    steps: int | None = Field(None, ge=1, description="source updates from start to floor; None = the "
-                              "source updates of the co-training phase ((rounds − 1) × source_iterations / "
-                              "train_every), so η reaches the floor at the end of training")
+    steps: int | None = Field(None, ge=1, description="Stage B updates of one source from start to floor; "
+                              "None = the source updates of the co-training period ((rounds − 1) × "
+                              "source_iterations / train_every), divided by the number of sources when they "
+                              "all train (multi_source.train_sources: all), so η reaches the floor at the "
+                              "end of training")
     shape: Literal["linear", "cosine"] = "linear"
 
 
@@ -66,11 +76,18 @@ class StageSwitches(Strict):
 
 
 class MultiSourceConfig(Strict):
-    """Several ``sources:`` in the recipe turn on adaptive selection (Appendix C, Eq. 12)."""
+    """Several ``sources:`` in the recipe turn on adaptive selection (Appendix C, Eq. 12). Appendix C step 1
+    pretrains the target world model alone before any selection, so ``target_pretrain_updates`` must be > 0;
+    step 2 measures the KL "at each training step in the target domain" with the target encoder e_φ."""
 
     train_sources: Literal["selected", "all"] = Field(
         "selected", description="which sources train online in a source phase: the one selected most often "
         "in the preceding target phase, or all of them")
+    select_with: Literal["current", "pretrained"] = Field(
+        "current", description="the target encoder the selection KL is measured with: current = e_φ at each "
+        "target step (Appendix C step 2 as written; Stage A pulls it toward the source it selected, so the "
+        "first choice tends to stay); pretrained = a frozen copy taken after the step-1 pretraining, before "
+        "any alignment")
 
 
 class CoWorldConfig(Strict):
@@ -93,11 +110,18 @@ class CoWorldConfig(Strict):
     source_warmup_steps: int = Field(160_000, ge=0, description="environment steps of plain DreamerV2 per "
                                      "source before co-training (Algorithm 1 line 3)")
     target_pretrain_updates: int = Field(
-        0, ge=0, description="world-model-only target updates before co-training (Appendix C step 1; the "
-        "authors' code does 2e4). Multi-source selection compares encoders, so give it a few thousand there")
-    target_iterations: int = Field(50_000, ge=1, description="target updates per round (Algorithm 1's K1)")
-    source_iterations: int = Field(20_000, ge=1, description="source environment steps per round "
-                                   "(Algorithm 1's K2; one update every train_every steps)")
+        0, ge=0, description="world-model-only target updates (no alignment) before co-training (Appendix C "
+        "step 1; the authors' code does 2e4); required > 0 with several sources, whose selection compares "
+        "encoders")
+    target_iterations: int = Field(
+        50_000, ge=1, description="counts UPDATES: target world-model + actor-critic updates on offline "
+        "batches per round (Table 7's K2 'Target domain update iterations', 5e4 Meta-World / 2e4 DMC; "
+        "Algorithm 1 calls this loop K1). The target has no environment; it takes no environment steps")
+    source_iterations: int = Field(
+        20_000, ge=1, description="counts ENVIRONMENT STEPS: source simulator steps per round (Table 7's K1 "
+        "'Source domain update iterations', 2e4; Algorithm 1 calls this loop K2; the authors' code counts "
+        "environment steps here); the source updates once every train_every steps, i.e. "
+        "source_iterations / train_every updates per round")
     rounds: int = Field(6, ge=1, description="alternations of target and source phases (authors' code: 6)")
 
     # DreamerV2 training shapes (Table 7: batch 50 × length 50)
@@ -129,8 +153,11 @@ class CoWorldConfig(Strict):
             return {**MODEL_DEFAULTS, **value}
         return value
 
-    def eta_steps(self) -> int:
-        """Length of the η schedule in source updates."""
+    def eta_steps(self, sources: int = 1) -> int:
+        """Length of one source's η schedule in its own Stage B updates (see :class:`EtaConfig`)."""
         if self.eta.steps is not None:
             return self.eta.steps
-        return max(1, (self.rounds - 1) * self.source_iterations // self.train_every)
+        updates = (self.rounds - 1) * self.source_iterations // self.train_every
+        if sources > 1 and self.multi_source.train_sources == "all":
+            updates //= sources
+        return max(1, updates)

@@ -5,12 +5,14 @@
 
 1. trains the active source with plain DreamerV2 while that source is warming up (Algorithm 1 line 3);
 2. once every source is warm, runs a *target phase* — optional world-model-only pretraining of the target
-   the first time (Appendix C step 1), then ``target_iterations`` target updates (Algorithm 1 lines 5–13:
+   the first time (Appendix C step 1; with ``select_with: pretrained`` the target encoder is copied for the
+   source selection right after it), then ``target_iterations`` target updates (Algorithm 1 lines 5–13:
    Eq. 3 world model with Stage A, DreamerV2 actor (Eq. 7) and critic with Stage C (Eq. 6)) on batches of the
    offline dataset — before the first source update of every round of ``source_iterations`` source
    environment steps, and once more after the last;
-3. trains the active source with Stage B switched on (lines 15–25: Eq. 2 with Eq. 5, relabelled target
-   batches from Eq. 4), the loop collecting new source data with the source policy.
+3. trains the active source with Stage B switched on once every source is warm and the first target phase
+   has run (lines 15–25: Eq. 2 with Eq. 5, relabelled target batches from Eq. 4), the loop collecting new
+   source data with the source policy.
 
 All counters live in :meth:`state_dict`; the loop checkpoints only between its rounds, so a target phase is
 never cut by a checkpoint and a resumed run continues exactly.
@@ -18,6 +20,7 @@ never cut by a checkpoint and a resumed run continues exactly.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,12 +69,16 @@ class CoWorldLearner:
             return self.router.random_actions(self.ctx.rng), state
         return self.sources[index].act(obs, state, explore)
 
+    @property
+    def co_training(self) -> bool:
+        """Every source is warm and the first target phase has run: Stage B is on from here (Algorithm 1)."""
+        return self.router.all_warm and self.target_phases > 0
+
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, float]:
         index = self.router.active
         self._maybe_target_phase()
-        warming = self.router.warming(index)
         for i, term in enumerate(self.stages.reward_terms):
-            term.enabled = i == index and not warming
+            term.enabled = i == index and self.co_training
         metrics = _prefixed(self.sources[index].train_step(batch), "source/")
         self._maybe_target_phase()
         return metrics
@@ -87,6 +94,9 @@ class CoWorldLearner:
         cfg, ctx, stages = self.cfg, self.ctx, self.stages
         if self.target_phases == 0 and cfg.target_pretrain_updates:
             self._pretrain_target_world_model(cfg.target_pretrain_updates)
+        if (self.target_phases == 0 and stages.alignment is not None and stages.selector is not None
+                and cfg.multi_source.select_with == "pretrained"):
+            stages.alignment.select_with(copy.deepcopy(self.target.world_model.encoder))
         if stages.selector is not None:
             stages.selector.start_phase()
         sums: dict[str, float] = {}
@@ -125,11 +135,13 @@ class CoWorldLearner:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        encoder = None if self.stages.alignment is None else self.stages.alignment.selection_encoder
         return {
             "target": self.target.state_dict(),
             "sources": [source.state_dict() for source in self.sources],
             "eta": [term.eta.state_dict() for term in self.stages.reward_terms],
             "selector": None if self.stages.selector is None else self.stages.selector.state_dict(),
+            "selection_encoder": None if encoder is None else encoder.state_dict(),
             "counters": {"target_phases": self.target_phases, "target_updates": self.target_updates,
                          "round_robin": self.round_robin},
         }
@@ -142,6 +154,10 @@ class CoWorldLearner:
             term.eta.load_state_dict(saved)
         if self.stages.selector is not None:
             self.stages.selector.load_state_dict(state["selector"])
+        if state.get("selection_encoder") is not None and self.stages.alignment is not None:
+            encoder = copy.deepcopy(self.target.world_model.encoder)
+            encoder.load_state_dict(state["selection_encoder"])
+            self.stages.alignment.select_with(encoder)
         counters = state["counters"]
         self.target_phases = int(counters["target_phases"])
         self.target_updates = int(counters["target_updates"])

@@ -47,6 +47,11 @@ def check_recipe(recipe: Recipe) -> None:
                              "{policy: random, episodes: 10}}}")
     if not recipe.sources:
         raise XferError("coworld needs at least one source task with a simulator (recipe key 'sources')")
+    cfg: CoWorldConfig = recipe.config
+    if len(recipe.sources) > 1 and cfg.target_pretrain_updates == 0:
+        raise XferError("multi-source coworld compares encoders after the target world model is pretrained "
+                        "alone (Appendix C step 1), but coworld.target_pretrain_updates is 0",
+                        hint="set coworld.target_pretrain_updates, e.g. 20000 as in the authors' code")
 
 
 def schedule_for(cfg: CoWorldConfig, sources: int) -> TrainSchedule:

@@ -3,18 +3,25 @@
 Procedure (Appendix C), as xfer runs it:
 
 1. *World-model pretraining*: every candidate source agent is warmed up online with plain DreamerV2 and the
-   target world model is pretrained on the offline dataset alone (see :mod:`xfer_plugins.coworld.run`).
+   target world model is pretrained on the offline dataset alone, without alignment
+   (``target_pretrain_updates``, required > 0 with several sources). No selection happens before this.
 2. *Domain distance*: at every target training step the KL between the target encoder's latent
    g(e_φ(o^T)) and each source encoder's g(e_φ'_i(o^T)) on the same target batch is measured (the KL of
-   Eq. 3, :func:`xfer_plugins.coworld.alignment.softmax_kl`).
+   Eq. 3, :func:`xfer_plugins.coworld.alignment.softmax_kl`). As written, e_φ is the current target
+   encoder (``select_with: current``): once Stage A pulls it toward the source it selected, that source's
+   KL falls further, so the first choice tends to stay (a probe kept one source in 13 of 13 selections).
+   ``select_with: pretrained`` measures with a frozen copy of the target encoder taken right after step 1,
+   before any alignment, so the choice follows the sources' encoders (which keep training online) and the
+   batches, not the alignment it caused.
 3. *Identification*: ω_t is one-hot on the source with the smallest KL.
 4. *Rest of training*: Eq. 12 aligns the target to the selected source only, and the value constraint of
    Eq. 6 uses the selected source's critic. In each source phase the source selected most often during the
    preceding target phase is trained online (``train_sources: selected``) — or every source (``all``).
 
 **gap** the authors' code never wired this up (METHODS.md); xfer implements it from the paper. The selection
-is logged as ``coworld/selected_source`` (index) and ``coworld/selected/<name>`` (share of the steps since
-the last log line).
+is logged as ``coworld/selected_source`` (index), ``coworld/selected/<name>`` (share of the steps since
+the last log line) and ``coworld/select_kl/<name>`` (the KL per source the choice read, averaged since the
+last log line).
 """
 
 from __future__ import annotations

@@ -107,8 +107,8 @@ def test_multi_source_selects_and_logs(work: Path) -> None:
     rows = read_metrics(rundir / "metrics.jsonl")
     selected = column(rows, "coworld/selected_source")
     assert selected and set(selected) <= {0.0, 1.0}
-    assert column(rows, "coworld/source_kl/0-button-press")
-    assert column(rows, "coworld/source_kl/1-drawer-close")
+    assert column(rows, "coworld/select_kl/0-button-press")
+    assert column(rows, "coworld/select_kl/1-drawer-close")
     shares = [row["coworld/selected/0-button-press"] + row["coworld/selected/1-drawer-close"]
               for row in rows if "coworld/selected/0-button-press" in row]
     assert shares and all(s == pytest.approx(1.0) for s in shares)

@@ -50,7 +50,7 @@ def test_selection_picks_the_source_whose_encoder_agrees_with_the_target() -> No
     kls = stages.alignment.last_kl
     assert kls is not None and kls[1].item() < 1e-6 < kls[0].item()
     assert stages.selected == 1 and stages.selector.current == 1
-    assert float(metrics["coworld/source_kl/agreeing"]) < float(metrics["coworld/source_kl/unrelated"])
+    assert float(metrics["coworld/select_kl/agreeing"]) < float(metrics["coworld/select_kl/unrelated"])
     # Stage C reads the selected source's critic
     assert stages.constraint is not None and stages.constraint.source_behavior() is agreeing.behavior
     logged = stages.selector.log_metrics()
