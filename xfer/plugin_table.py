@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from xfer.plugins import Loaded
@@ -31,15 +32,15 @@ def plugins_table(loaded: Loaded) -> Table:
         registers = [f"method {m['name']}" for m in row["methods"]]
         registers += [f"suite {s['name']} ({s['tasks']} tasks)" for s in row["suites"]]
         status = {"ok": "[green]ok[/green]", "blocked": "[yellow]blocked[/yellow]"}.get(
-            row["status"], f"[red]broken[/red]: {row['error']}")
-        table.add_row(row["plugin"], f"{row['distribution']} {row['version']}",
-                      "\n".join(registers) or "-", status)
+            row["status"], f"[red]broken[/red]: {escape(row['error'])}")
+        table.add_row(escape(row["plugin"]), escape(f"{row['distribution']} {row['version']}"),
+                      escape("\n".join(registers) or "-"), status)  # plugin text is never markup
     return table
 
 
 def tasks_table(suite: SuiteSpec) -> Table:
-    table = Table(title=f"suite {suite.name}: {len(suite.tasks)} tasks")
+    table = Table(title=escape(f"suite {suite.name}: {len(suite.tasks)} tasks"))
     table.add_column("task")
     for task in suite.tasks:
-        table.add_row(task)
+        table.add_row(escape(task))
     return table

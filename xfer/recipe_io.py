@@ -103,15 +103,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def parse_set_value(key: str, raw: str) -> Any:
-    """The value of ``--set key=raw``, parsed as YAML (with :class:`RecipeLoader`'s checks)."""
+def parse_set_value(key: str, raw: str, option: str = "--set") -> Any:
+    """The value of ``--set key=raw`` (or one ``--grid`` value), parsed as YAML with
+    :class:`RecipeLoader`'s checks."""
     if not raw.strip():
         return None
     try:
         return parse_yaml(raw)
     except yaml.YAMLError as err:
-        raise XferError(f"--set {key}: value {raw!r} is not valid YAML: {yaml_problem(err)}",
-                        hint=f"quote a value meant as text: --set '{key}=\"...\"'") from err
+        raise XferError(f"{option} {key}: value {raw!r} is not valid YAML: {yaml_problem(err)}",
+                        hint=f"quote a value meant as text: {option} '{key}=\"...\"'") from err
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

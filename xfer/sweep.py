@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from xfer.errors import MissingDependency, XferError
+from xfer.recipe_io import parse_set_value
 
 SWEEP_FILE = "sweep.json"
 
@@ -38,7 +39,7 @@ def expand_grid(grid: Iterable[str]) -> list[dict[str, Any]]:
             raise XferError(f"--grid {item!r} is not of the form key.path=v1,v2,...")
         if key in {k for k, _ in axes}:
             raise XferError(f"--grid names {key!r} twice")
-        axes.append((key, [yaml.safe_load(v) for v in raw.split(",")]))
+        axes.append((key, [parse_set_value(key, v, "--grid") for v in raw.split(",")]))
     return [dict(zip([k for k, _ in axes], combo, strict=True))
             for combo in itertools.product(*(values for _, values in axes))]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from xfer.sweep import Sweep
@@ -10,10 +11,11 @@ _STYLE = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim
 
 
 def sweep_table(sweep: Sweep) -> Table:
-    table = Table(title=f"sweep {sweep.directory}")
+    table = Table(title=escape(f"sweep {sweep.directory}"))
     for column in ("run", "status", "seconds", "error"):
         table.add_column(column)
     for run in sweep.runs:
         style = _STYLE.get(run.status, "")
-        table.add_row(run.id, f"[{style}]{run.status}[/{style}]", f"{run.seconds:.0f}", run.error[:80])
+        table.add_row(escape(run.id), f"[{style}]{run.status}[/{style}]", f"{run.seconds:.0f}",
+                      escape(run.error[:80]))  # ids and errors are never markup
     return table

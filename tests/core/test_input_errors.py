@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -54,6 +55,16 @@ def test_yaml_tags_in_a_recipe_file_are_refused_with_the_line(tmp_path: Path) ->
     path.write_text("method: fake-linear\nname: !!binary aGk=\n")
     with pytest.raises(XferError, match=r"YAML tag '!!binary'.*line 2"):
         read_yaml(path)
+
+
+def test_grid_values_get_the_same_checks() -> None:
+    from xfer.sweep import expand_grid
+
+    with pytest.raises(XferError, match="--grid seed: .*YAML tag"):
+        expand_grid(["seed=1,!!python/name:os.system"])
+    with pytest.raises(XferError, match="--grid seed: .*not valid YAML"):
+        expand_grid(["seed=[1"])
+    assert expand_grid(["seed=0,1"]) == [{"seed": 0}, {"seed": 1}]
 
 
 def test_plain_values_still_parse_in_set() -> None:
@@ -244,3 +255,19 @@ def test_plot_out_in_an_unwritable_directory(tmp_path: Path, unwritable: Path) -
     out = unwritable / "xfer-test-plot" / "c.png"
     stderr = one_error(xfer("plot", str(tmp_path / "runs"), "--out", str(out)))
     assert "while writing the plot" in stderr and "xfer-test-plot" in stderr, stderr
+
+
+def test_plugin_table_prints_a_broken_plugin_error_as_it_is() -> None:
+    from rich.console import Console
+
+    from xfer.plugin_table import plugins_table
+
+    class Broken:
+        @hookimpl
+        def xfer_register_methods(self, register: object) -> None:
+            raise RuntimeError("needs [bold]torch[/bold] >= 2")
+
+    console = Console(width=300, record=True, file=io.StringIO())
+    console.print(plugins_table(load_plugins(extra={"[x]plugin": Broken()})))
+    text = console.export_text()
+    assert "needs [bold]torch[/bold] >= 2" in text and "[x]plugin" in text

@@ -108,7 +108,7 @@ class RunContext:
 
     # ---- helpers for methods -----------------------------------------------------------------------
     def say(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        self.console.print(message, highlight=False, markup=False)  # paths and task names are never markup
 
     def env_settings(self, task: TaskSpec) -> Any:
         return self.recipe.env_for(task)
