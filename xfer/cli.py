@@ -159,7 +159,7 @@ def sweep(
 
 
 StatOption = Annotated[str, typer.Option(
-    "--stat", help="statistic over seeds: mean | iqm (interquartile mean) | median; default mean")]
+    "--stat", help="statistic over seeds: mean | iqm (interquartile mean) | median")]
 RepsOption = Annotated[int, typer.Option("--reps", help="bootstrap resamples", min=100)]
 BootSeedOption = Annotated[int, typer.Option("--seed", help="seed of the bootstrap resampling")]
 
@@ -206,7 +206,7 @@ def table(
     fmt: Annotated[str, typer.Option("--format", help="md | csv")] = "md",
     stat: StatOption = "mean",
     ci: Annotated[str, typer.Option(help="none (the mean shows ± std) | bootstrap (95 % stratified "
-                                    "bootstrap interval of the statistic); default none")] = "none",
+                                    "bootstrap interval of the statistic)")] = "none",
     reps: RepsOption = 2000,
     seed: BootSeedOption = 0,
 ) -> None:

@@ -58,16 +58,19 @@ def as_scores(values: np.ndarray | list[float]) -> np.ndarray:
 
 
 def aggregate(scores: np.ndarray, stat: Stat) -> np.ndarray:
-    """The statistic of ``[runs, tasks]`` scores (a 0-d array), or per point of ``[runs, tasks, points]``."""
-    _, metrics = _rliable()
+    """The statistic of ``[runs, tasks]`` scores (a 0-d array), or per point of ``[runs, tasks, points]``.
+
+    The mean and the median are plain numpy (so the default ``xfer table`` needs no extra); the IQM is
+    rliable's."""
     if stat == "mean":
-        return np.asarray(metrics.aggregate_mean(scores))
-    if stat == "iqm" and scores.ndim == 2:
-        return np.asarray(metrics.aggregate_iqm(scores))
+        return np.asarray(scores.mean(axis=0).mean(axis=0))  # = rliable's aggregate_mean
     pooled = scores.reshape(scores.shape[0] * scores.shape[1], -1)
     if stat == "median":
         value = np.median(pooled, axis=0)
     else:
+        _, metrics = _rliable()
+        if scores.ndim == 2:
+            return np.asarray(metrics.aggregate_iqm(scores))
         import scipy.stats
 
         value = scipy.stats.trim_mean(pooled, proportiontocut=0.25, axis=0)  # aggregate_iqm per point

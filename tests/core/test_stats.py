@@ -123,3 +123,6 @@ def test_without_rliable_one_line_names_the_extra(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(XferError, match="rliable") as info:
         aggregate(as_scores([1.0, 2.0]), "iqm")
     assert info.value.hint == 'pip install "xfer[plot]"'
+    with pytest.raises(XferError, match="rliable"):
+        interval(as_scores([1.0, 2.0]), "mean")
+    assert float(aggregate(as_scores([1.0, 2.0]), "mean")) == 1.5  # the default table needs no extra
