@@ -15,12 +15,23 @@ values (``*_start``) or the averages over all visited states. Logged:
 - ``coworld/value_estimate``, ``coworld/true_return``, ``coworld/value_bias`` (mean of v_tg − G);
 - ``coworld/value_estimate_start``, ``coworld/true_return_start`` (t = 0 only);
 - ``coworld/source_value_estimate`` (the source critic on the same target states);
+- Fig. 5(b)'s cumulative values over an evaluation episode ("the cumulative value predictions throughout
+  500 steps" against the discounted sums of the rewards actually received): ``coworld/cumulative_value``
+  = Σ_t v_tg(s_t), ``coworld/cumulative_true_return`` = Σ_t G_t, ``coworld/cumulative_source_value``, each
+  the mean over the evaluated episodes;
 - the usual ``eval/return``, ``eval/return_std``, ``eval/success``.
+
+Every evaluation also writes the per-step curves for plotting, ``<rundir>/value_curves/eval_<step>.json``:
+``{"step", "target_updates", "gamma", "episodes": [{"value", "true_return", "source_value", "reward",
+"cumulative_value", "cumulative_true_return"}, ...]}`` (lists over the episode's steps; ``step`` counts
+source environment steps, as the metrics do).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -85,12 +96,14 @@ class ValueProbe:
 
 class CoWorldEvaluator(EnvEvaluator):
     """:class:`EnvEvaluator` of the target agent plus the value diagnostics; returns nothing until
-    ``ready()`` (before the first target phase the target agent is untrained)."""
+    ``ready()`` (before the first target phase the target agent is untrained). ``progress()`` gives the
+    (step, target updates) the curves file is named and stamped with."""
 
     def __init__(self, ctx: RunContext, agent: TargetEvalAgent, env: gymnasium.Env, episodes: int,
-                 source: Callable[[], ActorCritic | None], gamma: float, ready: Callable[[], bool]) -> None:
+                 source: Callable[[], ActorCritic | None], gamma: float, ready: Callable[[], bool],
+                 progress: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
         super().__init__(ctx, agent, RewardLog(env), episodes)
-        self.source, self.gamma, self.ready = source, gamma, ready
+        self.source, self.gamma, self.ready, self.progress = source, gamma, ready, progress
 
     def __call__(self) -> dict[str, float]:
         if not self.ready():
@@ -98,28 +111,52 @@ class CoWorldEvaluator(EnvEvaluator):
         probe = ValueProbe(self.agent, self.source())
         self.env.episodes.clear()
         metrics, _ = run_episodes(probe, self.env, self.episodes, int(self.ctx.rng.integers(2**31)))
-        metrics.update(value_metrics(probe, self.env.episodes, self.gamma))
+        curves = episode_curves(probe, self.env.episodes, self.gamma)
+        metrics.update(value_metrics(curves))
+        step, updates = self.progress()
+        write_curves(self.ctx.rundir / "value_curves" / f"eval_{step:09d}.json",
+                     {"step": step, "target_updates": updates, "gamma": self.gamma, "episodes": curves})
         return metrics
 
 
-def value_metrics(probe: ValueProbe, rewards: list[list[float]], gamma: float) -> dict[str, float]:
-    """Fig. 5b's comparison over all evaluated episodes (see the module docstring)."""
-    values, returns, sources, starts, start_returns = [], [], [], [], []
+Curve = dict[str, list[float]]
+
+
+def episode_curves(probe: ValueProbe, rewards: list[list[float]], gamma: float) -> list[Curve]:
+    """Per evaluated episode, per step t: v_tg(s_t), G_t, v_src(s_t) (empty without a source), the reward
+    received with observation t, and the running sums Σ_{τ≤t} v_tg(s_τ) and Σ_{τ≤t} G_τ (Fig. 5b)."""
+    curves = []
     for k, episode in enumerate(rewards):
-        estimate = np.asarray(probe.target_values[k])
+        estimate = np.asarray(probe.target_values[k], np.float64)
         with_obs = np.concatenate([[0.0], episode])  # r_t arrives with observation t
         truth = discounted_returns(with_obs, gamma)[: len(estimate)]
-        values.append(estimate)
-        returns.append(truth)
-        starts.append(estimate[0])
-        start_returns.append(truth[0])
-        if probe.source_values and probe.source_values[k]:
-            sources.append(np.asarray(probe.source_values[k]))
-    value, truth = np.concatenate(values), np.concatenate(returns)
+        source = probe.source_values[k] if k < len(probe.source_values) else []
+        curves.append({"value": estimate.tolist(), "true_return": truth.tolist(),
+                       "source_value": [float(v) for v in source],
+                       "reward": with_obs[: len(estimate)].tolist(),
+                       "cumulative_value": np.cumsum(estimate).tolist(),
+                       "cumulative_true_return": np.cumsum(truth).tolist()})
+    return curves
+
+
+def value_metrics(curves: list[Curve]) -> dict[str, float]:
+    """Fig. 5b's comparison over all evaluated episodes (see the module docstring)."""
+    value = np.concatenate([c["value"] for c in curves])
+    truth = np.concatenate([c["true_return"] for c in curves])
     metrics = {"coworld/value_estimate": float(value.mean()), "coworld/true_return": float(truth.mean()),
                "coworld/value_bias": float((value - truth).mean()),
-               "coworld/value_estimate_start": float(np.mean(starts)),
-               "coworld/true_return_start": float(np.mean(start_returns))}
+               "coworld/value_estimate_start": float(np.mean([c["value"][0] for c in curves])),
+               "coworld/true_return_start": float(np.mean([c["true_return"][0] for c in curves])),
+               "coworld/cumulative_value": float(np.mean([c["cumulative_value"][-1] for c in curves])),
+               "coworld/cumulative_true_return": float(np.mean([c["cumulative_true_return"][-1]
+                                                                for c in curves]))}
+    sources = [c["source_value"] for c in curves if c["source_value"]]
     if sources:
         metrics["coworld/source_value_estimate"] = float(np.concatenate(sources).mean())
+        metrics["coworld/cumulative_source_value"] = float(np.mean([np.sum(s) for s in sources]))
     return metrics
+
+
+def write_curves(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))

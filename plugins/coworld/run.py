@@ -96,7 +96,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     evaluator = CoWorldEvaluator(ctx, TargetEvalAgent(target, target_native), eval_env,
                                  cfg.eval_episodes or recipe.eval.episodes,
                                  source=lambda: sources[stages.selected].behavior, gamma=cfg.model.discount,
-                                 ready=lambda: learner.target_phases > 0)
+                                 ready=lambda: learner.target_phases > 0,
+                                 progress=lambda: (router.total_steps, learner.target_updates))
     ctx.say(f"coworld: target {task_name(target_task)} from {path} ({target_data.buffer.num_episodes} "
             f"episodes); sources {', '.join(task_name(t) for t in recipe.sources)}; action size {act_dim} "
             f"(target {target_native}, sources {natives})")

@@ -41,6 +41,11 @@ def check_coworld_metrics(rundir: Path) -> list[dict]:
     eta = column(rows, "coworld/eta")
     assert max(eta) <= 1.0 and min(eta) < 1.0 and eta == sorted(eta, reverse=True), "η falls, never frozen"
     assert all(0.0 <= v <= 1.0 for v in column(rows, "coworld/constraint_active"))
+    assert column(rows, "coworld/cumulative_value") and column(rows, "coworld/cumulative_true_return")
+    curves = sorted((rundir / "value_curves").glob("eval_*.json"))
+    assert curves, "the Fig. 5b curves are saved at every evaluation"
+    episode = json.loads(curves[-1].read_text())["episodes"][0]
+    assert len(episode["value"]) == len(episode["true_return"]) == len(episode["cumulative_value"]) > 0
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(rundir))
     return rows
 
