@@ -227,7 +227,7 @@ def compare(
     by: Annotated[str, typer.Option(help="recipe key that names a group")] = "method",
     rows: Annotated[str, typer.Option(help="recipe key of the tasks (bootstrap strata)")] = "target.task",
     x: Annotated[str, typer.Option(help="counter of the budget check and the AUC")] = "env_steps",
-    last: Annotated[int, typer.Option(help="final point: mean of each run's last K values")] = 1,
+    last: Annotated[int, typer.Option(help="final point: mean of each run's last K values", min=1)] = 1,
     reps: RepsOption = 2000,
     seed: BootSeedOption = 0,
     force: Annotated[bool, typer.Option(

@@ -3,8 +3,8 @@ Statistical Precipice" (NeurIPS 2021), computed with their library ``rliable`` (
 
 Scores are arrays ``[runs, tasks]`` (or ``[runs, tasks, points]`` for a curve: one statistic per point):
 
-- ``iqm``: the interquartile mean of all runs × tasks pooled, the 25 % trimmed mean (``scipy``'s
-  ``trim_mean``, which drops ``floor(0.25·N)`` scores at each end), rliable's ``aggregate_iqm``.
+- ``iqm``: the interquartile mean of all runs × tasks pooled, the 25 % trimmed mean that drops
+  ``floor(0.25·N)`` scores at each end: rliable's ``aggregate_iqm`` (scipy's ``trim_mean``), in numpy.
 - ``mean``: the mean over runs of each task, averaged over tasks (rliable's ``aggregate_mean``).
 - ``median``: the median of all runs × tasks pooled, like the IQM (rliable's ``aggregate_median`` takes the
   median of the per-task means instead, which for a single task would be the mean).
@@ -60,20 +60,17 @@ def as_scores(values: np.ndarray | list[float]) -> np.ndarray:
 def aggregate(scores: np.ndarray, stat: Stat) -> np.ndarray:
     """The statistic of ``[runs, tasks]`` scores (a 0-d array), or per point of ``[runs, tasks, points]``.
 
-    The mean and the median are plain numpy (so the default ``xfer table`` needs no extra); the IQM is
-    rliable's."""
+    Plain numpy, equal to rliable's ``aggregate_mean`` and ``aggregate_iqm`` (scipy's ``trim_mean`` at
+    0.25; tested): scipy's wrapper costs about a millisecond a call, six times the rest of a bootstrap
+    resample, and the default ``xfer table`` then needs no extra."""
     if stat == "mean":
-        return np.asarray(scores.mean(axis=0).mean(axis=0))  # = rliable's aggregate_mean
-    pooled = scores.reshape(scores.shape[0] * scores.shape[1], -1)
+        return np.asarray(scores.mean(axis=0).mean(axis=0))
+    pooled = np.sort(scores.reshape(scores.shape[0] * scores.shape[1], -1), axis=0)
     if stat == "median":
         value = np.median(pooled, axis=0)
     else:
-        _, metrics = _rliable()
-        if scores.ndim == 2:
-            return np.asarray(metrics.aggregate_iqm(scores))
-        import scipy.stats
-
-        value = scipy.stats.trim_mean(pooled, proportiontocut=0.25, axis=0)  # aggregate_iqm per point
+        cut = int(0.25 * len(pooled))
+        value = pooled[cut:len(pooled) - cut].mean(axis=0)
     return value if scores.ndim > 2 else value.reshape(())
 
 

@@ -35,6 +35,17 @@ def test_iqm_mean_median_of_eight_values_by_hand() -> None:
     assert float(aggregate(two, "mean")) == pytest.approx((two[:, 0].mean() + two[:, 1].mean()) / 2)
 
 
+def test_iqm_and_mean_equal_rliables_for_every_size() -> None:
+    from rliable import metrics
+
+    rng = np.random.default_rng(5)
+    for runs in range(1, 14):
+        for tasks in (1, 3):
+            scores = rng.normal(size=(runs, tasks))
+            assert float(aggregate(scores, "iqm")) == pytest.approx(metrics.aggregate_iqm(scores))
+            assert float(aggregate(scores, "mean")) == pytest.approx(metrics.aggregate_mean(scores))
+
+
 def test_curve_statistics_are_the_statistic_at_each_point() -> None:
     rng = np.random.default_rng(0)
     curves = rng.normal(size=(7, 2, 5))
@@ -121,8 +132,8 @@ def test_performance_profile_is_the_fraction_above_each_threshold() -> None:
 def test_without_rliable_one_line_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "rliable", None)
     with pytest.raises(XferError, match="rliable") as info:
-        aggregate(as_scores([1.0, 2.0]), "iqm")
+        interval(as_scores([1.0, 2.0]), "iqm")
     assert info.value.hint == 'pip install "xfer[plot]"'
     with pytest.raises(XferError, match="rliable"):
-        interval(as_scores([1.0, 2.0]), "mean")
+        probability_of_improvement(as_scores([1.0]), as_scores([2.0]))
     assert float(aggregate(as_scores([1.0, 2.0]), "mean")) == 1.5  # the default table needs no extra
