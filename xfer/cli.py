@@ -143,7 +143,7 @@ def sweep(
         swept = create_sweep(recipe, grid or [], set_ or [], root)
     else:
         raise XferError("give a RECIPE (with --grid) or --resume SWEEPDIR")
-    err.print(f"sweep directory: {swept.directory} ({len(swept.runs)} runs)", highlight=False)
+    err.print(f"sweep directory: {swept.directory} ({len(swept.runs)} runs)", highlight=False, markup=False)
     if backend == "ray":
         run_ray(swept, address, gpus_per_run, cpus_per_run, on_change=lambda s: err.print(sweep_table(s)))
     elif backend == "local":
@@ -154,7 +154,7 @@ def sweep(
     failed = [r for r in swept.runs if r.status == "failed"]
     if failed:
         err.print(f"{len(failed)} of {len(swept.runs)} runs failed; logs in {swept.directory / 'logs'}; "
-                  f"rerun them with `xfer sweep --resume {swept.directory}`", highlight=False)
+                  f"rerun them with `xfer sweep --resume {swept.directory}`", highlight=False, markup=False)
         raise typer.Exit(1)
 
 

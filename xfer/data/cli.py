@@ -138,7 +138,7 @@ def export_command(
     from xfer.data.minari_io import export_minari
 
     where = export_minari(path, dataset_id)
-    Console().print(f"exported {path} as Minari dataset {dataset_id!r} ({where})")
+    Console().print(f"exported {path} as Minari dataset {dataset_id!r} ({where})", markup=False)
 
 
 @data_app.command("import")
