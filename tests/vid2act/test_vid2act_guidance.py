@@ -202,3 +202,34 @@ def test_distill_ratio_is_logged() -> None:
     metrics, _ = agent.train_world_model(make_batch())
     ratio = 2.0 * metrics["vid2act/distill_loss"] / metrics["wm/loss"]
     assert float(metrics["vid2act/distill_ratio"]) == pytest.approx(float(ratio), rel=1e-5)
+
+
+def test_replay_error_diagnostic_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoder-error diagnostic feeds each candidate input with the true label and z = 0, and scores the
+    action taken from each state (``action[:, t+1]``) over the source's columns."""
+    from xfer_plugins.vid2act.diagnostics import replay_errors
+    from xfer_plugins.vid2act.teacher import shifted_previous
+
+    torch.manual_seed(0)
+    agent = make_student(make_teacher())
+    batch = agent.to_tensors(make_batch(batch=3, length=4, labels=3, seed=2))
+    decoded: list[tuple[torch.Tensor, torch.Tensor]] = []
+    decode = agent.teacher.replay.decode
+    monkeypatch.setattr(agent.teacher.replay, "decode",
+                        lambda s, k, z: decoded.append((s, z)) or decode(s, k, z))
+    torch.manual_seed(1)
+    errors = replay_errors(agent, batch)
+    torch.manual_seed(1)  # the same draws, in the function's order
+    student = agent.world_model.observe({k: v for k, v in batch.items() if k != "cond"})
+    prev, prev_action = shifted_previous(student.post, batch["action"], batch["is_first"])
+    stepped = agent.teacher.world_model.rssm.feat(agent.teacher.transit(prev, prev_action, [0, 1, 2]))
+    posterior = agent.teacher.observe(batch).feat
+    expected = [posterior, stepped[torch.arange(3), torch.arange(3)], student.feat]
+    assert len(decoded) == 3
+    for (state, z), feat in zip(decoded, expected, strict=True):
+        assert torch.allclose(state, feat[:, :-1], atol=1e-6)
+        assert torch.equal(z, torch.zeros_like(z))
+    target = batch["action"][:, 1:]
+    action = decode(expected[1][:, :-1], batch["cond"].unsqueeze(1).expand(-1, 3, -1), decoded[1][1])
+    assert errors["teacher_step"] == pytest.approx(float((action - target).square().mean()), rel=1e-5)
+    assert errors["zero_action"] == pytest.approx(float(target.square().mean()), rel=1e-5)
