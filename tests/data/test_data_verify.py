@@ -89,3 +89,24 @@ def test_verify_output_keeps_brackets(make_dataset) -> None:
     result = runner.invoke(data_app, ["info", str(path), "--verify"], env={"COLUMNS": "300"})
     assert isinstance(result.exception, XferError)
     assert f"[bold]ds/{victim.name}" in result.output and "(4, 2, 1)" in result.output, result.output
+
+
+def test_export_replay_into_an_unwritable_directory(tmp_path: Path, make_dataset) -> None:
+    """A write the OS refuses is one message naming the path (not a traceback)."""
+    import json
+    import os
+    import shutil
+
+    rundir = tmp_path / "run"
+    shutil.copytree(make_dataset([3, 3]), rundir / "replay")
+    rows = [{"step": s, "env_steps": s, "eval/return": float(s)} for s in (3, 6)]
+    (rundir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (rundir / "recipe.yaml").write_text("method: dreamer\nseed: 0\ntarget: {suite: fake, task: reach}\n")
+    if os.geteuid() == 0:
+        out = Path("/sys/xfer-test-export")  # root ignores permissions; sysfs refuses mkdir
+    else:
+        (tmp_path / "locked").mkdir(mode=0o500)
+        out = tmp_path / "locked" / "d"
+    result = runner.invoke(data_app, ["export-replay", str(rundir), "--out", str(out)])
+    assert isinstance(result.exception, XferError), result.exception
+    assert str(out) in result.exception.message and "while writing the dataset" in result.exception.message

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xfer.envs.settings import EnvSettings
-from xfer.errors import XferError
+from xfer.errors import XferError, os_error
 
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="collect, inspect, import and export offline datasets")
@@ -150,7 +150,11 @@ def import_command(
     """Import a dataset from another format (a local Minari dataset) as an xfer dataset."""
     from xfer.data.minari_io import import_minari
 
-    _print_info(import_minari(dataset_id, out), Console())
+    try:
+        path = import_minari(dataset_id, out)
+    except OSError as err:
+        raise os_error(err, f"writing the dataset {out}") from err
+    _print_info(path, Console())
 
 
 @data_app.command("export-replay")
@@ -170,5 +174,8 @@ def export_replay_command(
     medium-replay / medium-expert)."""
     from xfer.data.replay_export import export_replay
 
-    export_replay(rundir, out, until_return, fraction, replay, steps_per_transition)
+    try:
+        export_replay(rundir, out, until_return, fraction, replay, steps_per_transition)
+    except OSError as err:
+        raise os_error(err, f"writing the dataset {out}") from err
     _print_info(out, Console())
