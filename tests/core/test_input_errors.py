@@ -271,3 +271,19 @@ def test_plugin_table_prints_a_broken_plugin_error_as_it_is() -> None:
     console.print(plugins_table(load_plugins(extra={"[x]plugin": Broken()})))
     text = console.export_text()
     assert "needs [bold]torch[/bold] >= 2" in text and "[x]plugin" in text
+
+
+def test_method_of_a_plugin_that_fails_to_import_through_the_cli(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "xfer_broken_ep.py").write_text("import xfer_dependency_not_installed_zz\n")
+    dist = site / "xfer_broken_ep-0.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-broken-ep\nVersion: 0.0.0\n")
+    (dist / "entry_points.txt").write_text("[xfer]\nbroken = xfer_broken_ep\n")
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump({"method": "broken", "target": {"suite": "dmc", "task": "walker-walk"}}))
+    stderr = one_error(xfer("validate", str(path), env=env))
+    assert "plugin 'broken' failed to import" in stderr and "xfer_dependency_not_installed_zz" in stderr
+    assert "unknown method" not in stderr
