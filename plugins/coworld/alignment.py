@@ -80,33 +80,30 @@ class StateAlignment:
 
     def per_source_kl(self, out: WorldModelOutputs, batch: Batch) -> Tensor:
         """Mean KL to every source [N] (with a graph into the target encoder)."""
-        obs = self._observations(batch)
-        kls = [softmax_kl(source_embeddings(src, obs), out.embed).mean() for src in self.sources]
-        return torch.stack(kls)
-
-    @torch.no_grad()
-    def selection_kl(self, batch: Batch) -> Tensor:
-        """Mean KL to every source [N] with the selection encoder, without a graph."""
-        assert self.selection_encoder is not None
-        obs = self._observations(batch)
-        embed = self.selection_encoder(obs)
-        return torch.stack([softmax_kl(source_embeddings(src, obs), embed).mean() for src in self.sources])
+        return self._kls(self._source_embeddings(batch), out.embed)
 
     @staticmethod
     def _observations(batch: Batch) -> Batch:
         return {key: value for key, value in batch.items() if key in ("image", "state")}
 
+    def _source_embeddings(self, batch: Batch) -> list[Tensor]:
+        return [source_embeddings(src, self._observations(batch)) for src in self.sources]
+
+    @staticmethod
+    def _kls(source_embeds: Sequence[Tensor], target_embed: Tensor) -> Tensor:
+        return torch.stack([softmax_kl(embed, target_embed).mean() for embed in source_embeds])
+
     def __call__(self, out: WorldModelOutputs, batch: Mapping[str, Tensor]
                  ) -> tuple[Tensor, dict[str, Tensor]]:
         if not self.enabled:
             return out.embed.new_zeros(()), {}
-        kls = self.per_source_kl(out, batch)
-        if len(self.sources) > 1:
-            self.last_kl = (kls.detach() if self.selection_encoder is None
-                            else self.selection_kl(batch).to(kls.device))
-            self.selected = int(self.choose(self.last_kl))
-        else:
-            self.last_kl, self.selected = kls.detach(), 0
+        source_embeds = self._source_embeddings(batch)
+        kls = self._kls(source_embeds, out.embed)
+        self.last_kl = kls.detach()
+        if self.selection_encoder is not None:  # the KL of the frozen, unaligned copy (no graph)
+            with torch.no_grad():
+                self.last_kl = self._kls(source_embeds, self.selection_encoder(self._observations(batch)))
+        self.selected = int(self.choose(self.last_kl)) if len(self.sources) > 1 else 0
         kl = kls[self.selected]
         metrics: dict[str, Tensor] = {"coworld/state_kl": kl.detach()}
         if len(self.sources) > 1:
