@@ -179,7 +179,9 @@ def validate_recipe(data: dict[str, Any], registry: Registry, source: str = "<re
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
-        problems += _pydantic_problems(err, Recipe, prefix="", extra_names=[str(method)])
+        named = {path for path, _ in problems}  # 'method' is already explained above
+        problems += [p for p in _pydantic_problems(err, Recipe, prefix="", extra_names=[str(method)])
+                     if p[0] not in named]
     config: BaseModel | None = None
     if config_model is not None:
         try:

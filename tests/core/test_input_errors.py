@@ -287,3 +287,9 @@ def test_method_of_a_plugin_that_fails_to_import_through_the_cli(tmp_path: Path)
     stderr = one_error(xfer("validate", str(path), env=env))
     assert "plugin 'broken' failed to import" in stderr and "xfer_dependency_not_installed_zz" in stderr
     assert "unknown method" not in stderr
+
+
+def test_a_missing_method_is_one_problem(registry) -> None:
+    with pytest.raises(RecipeError) as info:
+        validate_recipe({"seed": 1}, registry)
+    assert [path for path, _ in info.value.problems] == ["method"]
