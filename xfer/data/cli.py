@@ -113,7 +113,7 @@ def info_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
         ("return mean ± std", f"{ret['mean']:.2f} ± {ret['std']:.2f}" if ret else "-"),
         ("return min / max", f"{ret['min']:.2f} / {ret['max']:.2f}" if ret else "-"),
         ("success rate", success),
-        ("image", f"{shape} uint8"),
+        ("image", f"{shape} uint8" if shape else "none (state only)"),
     ]
     if "state" in obs:
         rows.append(("state", f"{obs['state']['shape'][0]} float32"))

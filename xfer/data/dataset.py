@@ -93,8 +93,11 @@ class Dataset:
         return str(self.path)
 
     @property
-    def image_shape(self) -> tuple[int, ...]:
-        return tuple(self.meta["observation"]["image"]["shape"])
+    def image_shape(self) -> tuple[int, ...] | None:
+        """``H×W×C`` of the ``image`` observation; ``None`` for a state-only dataset (``env.pixels:
+        false``)."""
+        image = self.meta["observation"].get("image")
+        return tuple(image["shape"]) if image else None
 
     @property
     def state_size(self) -> int | None:
@@ -131,7 +134,7 @@ class Dataset:
             "task": (expected.task, self.meta.get("task")),
             "image shape": (_opt_shape(expected.image_shape), _shape(self.image_shape)),
             "image size": (_opt_shape(None if expected.image_size is None else (expected.image_size,) * 2),
-                           _shape(self.image_shape[:2])),
+                           _shape(self.image_shape[:2] if self.image_shape else None)),
             "action size": (expected.action_size, self.action_size),
             "discrete actions": (expected.discrete, self.discrete),
             "state size": (expected.state_size, self.state_size),
@@ -204,7 +207,9 @@ def write_manifest(path: Path, meta: dict[str, Any]) -> None:
 
 def spaces_from_episode(episode: Episode, discrete: bool) -> dict[str, Any]:
     """The ``observation`` and ``action`` entries of a manifest, read off one episode."""
-    observation: dict[str, Any] = {"image": {"shape": list(episode["image"].shape[1:]), "dtype": "uint8"}}
+    observation: dict[str, Any] = {}
+    if "image" in episode:
+        observation["image"] = {"shape": list(episode["image"].shape[1:]), "dtype": "uint8"}
     if "state" in episode:
         observation["state"] = {"shape": list(episode["state"].shape[1:]), "dtype": "float32"}
     action: dict[str, Any] = {"size": int(episode["action"].shape[1]), "discrete": discrete,

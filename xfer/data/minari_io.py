@@ -42,7 +42,9 @@ def _minari() -> Any:
 def _spaces(dataset: Dataset) -> tuple[Any, Any]:
     from gymnasium import spaces
 
-    observation = {"image": spaces.Box(0, 255, dataset.image_shape, np.uint8)}
+    observation = {}
+    if dataset.image_shape is not None:
+        observation["image"] = spaces.Box(0, 255, dataset.image_shape, np.uint8)
     if dataset.state_size is not None:
         observation["state"] = spaces.Box(-np.inf, np.inf, (dataset.state_size,), np.float32)
     if dataset.discrete:
@@ -56,9 +58,7 @@ def to_minari_buffer(episode: Episode, discrete: bool) -> Any:
     """One xfer episode as a Minari ``EpisodeBuffer`` (see the module docstring for the shift)."""
     from minari.data_collector import EpisodeBuffer
 
-    observations = {"image": episode["image"]}
-    if "state" in episode:
-        observations["state"] = episode["state"]
+    observations = {key: episode[key] for key in ("image", "state") if key in episode}
     actions = episode["action"][1:]
     if discrete:
         actions = actions.argmax(axis=1).astype(np.int64)
