@@ -73,7 +73,7 @@ def run(
     from xfer.run.runner import start_run
 
     rundir = start_run(recipe, set_ or [], stop_at=stop_after, console=err, rundir=rundir)
-    out.print(f"run directory: {rundir}", highlight=False)
+    out.print(f"run directory: {rundir}", highlight=False, markup=False)
     _exit_if_stopped(rundir)
 
 
@@ -98,7 +98,7 @@ def resume(
     from xfer.run.runner import resume_run
 
     resume_run(rundir, stop_at=stop_after, console=err, from_scratch=from_scratch)
-    out.print(f"run directory: {rundir}", highlight=False)
+    out.print(f"run directory: {rundir}", highlight=False, markup=False)
     _exit_if_stopped(rundir)
 
 
@@ -116,7 +116,7 @@ def evaluate(
 
     result = evaluate_run(run_or_checkpoint, episodes=episodes, video=video, explore=explore, seed=seed,
                           device=device, console=err)
-    out.print(json.dumps(result, indent=2))
+    out.print(json.dumps(result, indent=2), markup=False)
 
 
 @app.command()
