@@ -54,9 +54,14 @@ class FinetuneSettings(Strict):
     cross_task: bool = Field(True, description="false: 'w.o. cross-task' ablation (plain finetuning)")
     offline_batch_size: int | None = Field(
         None, ge=1, description="offline samples per step over all games, B/n each (default: the target B)")
-    loss_normalisation: Literal["paper", "code"] = Field(
-        "paper", description="paper: L_t + sum eta_i L_i (Eq. 1); code: the authors' mean over the joint "
-                             "batch, (B_t L_t + sum eta_i B_i L_i) / (B_t + sum B_i)")
+    loss_normalisation: Literal["code", "paper"] = Field(
+        "code", description="code: the authors' mean over the joint batch (App. D: 1:1, 2x effective "
+                            "batch), (B_t L_t + sum eta_i B_i L_i) / (B_t + sum B_i); paper: Eq. 1 read "
+                            "literally, L_t + sum eta_i L_i")
+    offline_targets: Literal["reanalyse", "stored"] = Field(
+        "reanalyse", description="offline policy targets: a fresh search of the target network, or the "
+                                 "search policies stored in the datasets (the authors' code; needs "
+                                 "datasets with 'search_policy')")
     freeze_representation: bool = Field(False, description="true: keep the pretrained h fixed (Fig. 7b)")
     task_weights: TaskWeightSettings = Field(default_factory=TaskWeightSettings)
 

@@ -2,20 +2,29 @@
 
 Each update takes a target batch of B positions from the online replay and, unless the "w.o. cross-task"
 ablation is on, B/n positions from each of the n offline games' datasets (Appendix D: 1:1 target to
-offline). Targets of both are reanalysed by the learner's target network (the authors' released
-finetuning code reanalyses the offline data with the current model too). The loss is Eq. 1,
+offline, "2x effective batch"). Target-task targets are reanalysed by the learner's target network
+(Table 4: reanalysed policy ratio 1). Offline targets (``offline_targets``): ``reanalyse`` (default)
+recomputes their policies by a fresh search of the target network too; ``stored`` uses the search
+policies stored in the datasets, as the authors' code does (its offline batches are built by
+``prepare_imitation_learning`` from the stored visit counts, never reanalysed); the datasets must then
+hold them (``search_policy``, see :mod:`.offline`). In both, offline values are n-step returns
+bootstrapped by the target network (the authors' imitation targets instead add the stored root value at t
+to the 5-step reward sum, which xfer does not copy). The loss is Eq. 1,
 
     L^adapt = L^ez(M) + sum_i eta_i L^ez(M_i),
 
 with L^ez EfficientZero's loss (App. A, Eq. 3: 0.25 value, 1 policy, 1 reward, 2 consistency; the
 policy softmax restricted to each game's legal actions) and eta_i from :mod:`.task_weights` (Eq. 2,
 App. B): on counting steps the flat gradients of L^ez(M) and of each L^ez(M_i) over all trainable
-parameters are compared by cosine. ``loss_normalisation: code`` uses the authors' code instead: the mean
-over the joint batch, (B L_t + sum eta_i B_i L_i) / (B + sum B_i).
+parameters are compared by cosine. ``loss_normalisation`` (the balance of the terms): ``code`` (default,
+the authors' code and Appendix D's "2x effective batch") takes one mean over the joint batch,
+(B L_t + sum eta_i B_i L_i) / (B + sum B_i), so the target is half of the loss and the total is on the
+scale of one task's loss; ``paper`` reads Eq. 1 literally, L_t + sum eta_i L_i, which gives n offline
+games n/(n+1) of the loss and a total about n+1 times one task's.
 
-Deviation from the authors' code: each task's batch goes through the network in its own forward pass
-(``Learner.losses`` per task), so batch-norm statistics are per task, where their code concatenates all
-batches into one forward pass.
+As in the authors' code, all batches go through the network in one forward pass (:mod:`.joint`), so
+batch-norm statistics are shared (the target is half of every batch-norm batch); per-task losses and
+their Eq. 2 gradients are taken from that pass's per-task slices.
 """
 
 from __future__ import annotations
@@ -25,11 +34,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 from xfer_plugins.xtra.config import FinetuneSettings
+from xfer_plugins.xtra.joint import concat_batches, split_losses
 from xfer_plugins.xtra.offline import load_priorities, priorities_state
 from xfer_plugins.xtra.pretrain import OfflineGame
 from xfer_plugins.xtra.task_weights import TaskWeightSchedule, cosine_similarities
 
-from xfer.muzero.learner import Learner, Losses, weighted_total
+from xfer.errors import XferError
+from xfer.muzero.learner import Learner, weighted_total
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.muzero.targets import TargetSource, TrainBatch, make_batch
 from xfer.run.context import RunContext
@@ -61,6 +72,13 @@ class CrossTaskUpdate:
                  settings: FinetuneSettings) -> None:
         self.ctx, self.learner, self.target, self.settings = ctx, learner, target, settings
         self.games = games if settings.cross_task else []
+        if settings.offline_targets == "stored":
+            for game in self.games:
+                if not game.searched:
+                    raise XferError(f"xtra: finetune.offline_targets is 'stored' but the dataset of "
+                                    f"{game.name!r} stores no search policies (key 'search_policy')",
+                                    hint="set xtra.finetune.offline_targets: reanalyse, or use datasets "
+                                         "that record the search of the agent that collected them")
         tw = settings.task_weights
         self.schedule = TaskWeightSchedule(len(self.games), tw.cycle, tw.count_steps, tw.threshold, tw.warmup,
                                            tw.enabled)
@@ -68,14 +86,15 @@ class CrossTaskUpdate:
         self.offline_batch = max(1, total // max(1, len(self.games)))
         self.updates = 0
 
-    def _batch(self, replay: PrioritizedReplay, size: int) -> TrainBatch:
+    def _batch(self, replay: PrioritizedReplay, size: int, offline: bool) -> TrainBatch:
         learner, rng = self.learner, self.ctx.rng
         positions = replay.sample(size, rng, replay.beta(learner.train_step))
-        source = TargetSource(learner.target_net)
+        stored = offline and self.settings.offline_targets == "stored"
+        source = TargetSource(learner.target_net, policy_mode="stored" if stored else "mcts")
         return make_batch(replay, positions, learner.cfg, source, rng, learner.device)
 
     def weights(self) -> list[float]:
-        """Loss weights of [target, offline games...] for Eq. 1 (or the code's joint-batch mean)."""
+        """Loss weights of [target, offline games...]: joint-batch mean (``code``) or Eq. 1 (``paper``)."""
         eta = [float(e) for e in self.schedule.weights]
         if self.settings.loss_normalisation == "paper":
             return [1.0, *eta]
@@ -85,9 +104,9 @@ class CrossTaskUpdate:
 
     def __call__(self) -> dict[str, float]:
         learner, step = self.learner, self.updates
-        batches = [self._batch(self.target, learner.cfg.batch_size)]
-        batches += [self._batch(g.replay, self.offline_batch) for g in self.games]
-        losses: list[Losses] = [learner.losses(b) for b in batches]
+        batches = [self._batch(self.target, learner.cfg.batch_size, offline=False)]
+        batches += [self._batch(g.replay, self.offline_batch, offline=True) for g in self.games]
+        losses = split_losses(learner.losses(concat_batches(batches)), [len(b.steps) for b in batches])
         stats: dict[str, float] = {}
         if self.schedule.counting(step):
             target_grad = learner.task_gradient(losses[0].total)

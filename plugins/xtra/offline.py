@@ -3,9 +3,14 @@
 A dataset episode (:mod:`xfer.data.episode`) has ``T`` rows: ``image`` row t is o_t (Atari: 4 stacked frames,
 newest last), ``action``/``reward`` row t led to / arrived with o_t (one-hot, zero at t = 0). As a game
 history: frames = the newest frame of each row, actions[t] = argmax action[t + 1], rewards[t] = reward[t + 1]
-clipped to its sign (XTRA Table 4: reward clipping), terminal = ``is_terminal`` of the last row. Offline data
-carries no search statistics: the stored policy is the behaviour action (one-hot) and root values are 0;
-both are replaced by reanalyse (ratio 1, Table 4) whenever a batch is made.
+clipped to its sign (XTRA Table 4: reward clipping), terminal = ``is_terminal`` of the last row.
+
+Search statistics: an episode may also store the collecting agent's search, ``search_policy`` (float32
+``[T, A]``, row t the root visit distribution of the search at o_t that chose the action of row t + 1; the
+last row is unused) and ``search_value`` (float32 ``[T]``, the root value at o_t). They become the game's
+stored policies and root values, the policy targets of ``offline_targets: stored`` (the authors' code's
+offline batches). Without them the stored policy is the behaviour action (one-hot) and root values are 0,
+which reanalyse replaces whenever a batch is made.
 """
 
 from __future__ import annotations
@@ -33,11 +38,26 @@ def episode_to_game(episode: dict[str, np.ndarray], cfg: EfficientZeroConfig, le
     rewards = episode["reward"][1:].astype(np.float32)
     if clip_rewards:
         rewards = np.sign(rewards).astype(np.float32)
-    policies = np.zeros((steps, cfg.n_actions), np.float32)
-    policies[np.arange(steps), actions] = 1.0
+    if has_search(episode):
+        policies = np.asarray(episode["search_policy"][:-1], np.float32)
+        if policies.shape != (steps, cfg.n_actions):
+            raise XferError(f"dataset search policies have shape {episode['search_policy'].shape}, "
+                            f"expected ({steps + 1}, {cfg.n_actions})",
+                            hint="one row per observation, over the full action head")
+        values = episode.get("search_value")
+        root_values = np.zeros(steps, np.float32) if values is None else np.asarray(values[:-1], np.float32)
+    else:
+        policies = np.zeros((steps, cfg.n_actions), np.float32)
+        policies[np.arange(steps), actions] = 1.0
+        root_values = np.zeros(steps, np.float32)
     return GameHistory(frames=newest_frame(episode["image"], cfg), actions=actions, rewards=rewards,
-                       policies=policies, root_values=np.zeros(steps, np.float32), legal_mask=legal,
+                       policies=policies, root_values=root_values, legal_mask=legal,
                        terminal=bool(episode["is_terminal"][-1]), task_id=task_id)
+
+
+def has_search(episode: dict[str, np.ndarray]) -> bool:
+    """Whether the episode stores the collecting agent's search policies (``search_policy``)."""
+    return "search_policy" in episode
 
 
 def offline_replay(episodes: list[dict[str, np.ndarray]], cfg: EfficientZeroConfig, legal: np.ndarray,

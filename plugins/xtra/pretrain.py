@@ -37,11 +37,13 @@ from xfer.run.context import RunContext
 
 @dataclass
 class OfflineGame:
-    """A pretraining game: its name, its dataset as a replay, its legal actions."""
+    """A pretraining game: its name, its dataset as a replay, its legal actions, and whether every episode
+    of the dataset stored the collecting agent's search policies (:func:`xtra.offline.has_search`)."""
 
     name: str
     replay: PrioritizedReplay
     legal: np.ndarray
+    searched: bool = False
 
 
 def frozen(net: EfficientZeroNet) -> EfficientZeroNet:

@@ -16,7 +16,7 @@ from typing import Any
 
 from xfer_plugins.xtra.config import XtraConfig
 from xfer_plugins.xtra.finetune import CrossTaskUpdate, freeze_representation, reset_priorities
-from xfer_plugins.xtra.offline import offline_replay
+from xfer_plugins.xtra.offline import has_search, offline_replay
 from xfer_plugins.xtra.pretrain import OfflineGame, Pretraining
 
 from xfer.data.dataset import DatasetFit, open_task_dataset
@@ -48,7 +48,9 @@ def load_games(ctx: RunContext, cfg: EfficientZeroConfig, sources: list[TaskSpec
             image_size=cfg.image_size, action_size=cfg.n_actions, discrete=True))
         legal = legal_mask(ctx, task, cfg)
         ctx.say(f"offline game {task.task}: {len(dataset)} episodes, {dataset.steps} steps")
-        games.append(OfflineGame(task.task, offline_replay(list(dataset), cfg, legal, i + 1), legal))
+        episodes = list(dataset)
+        games.append(OfflineGame(task.task, offline_replay(episodes, cfg, legal, i + 1), legal,
+                                 searched=all(has_search(e) for e in episodes)))
     return games
 
 

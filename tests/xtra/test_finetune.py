@@ -7,6 +7,9 @@ import pytest
 import torch
 from xfer_plugins.xtra.config import FinetuneSettings, TaskWeightSettings, XtraConfig
 from xfer_plugins.xtra.finetune import CrossTaskUpdate, freeze_representation
+from xfer_plugins.xtra.joint import concat_batches, split_losses
+
+from xfer.muzero.learner import weighted_total
 
 
 @pytest.fixture
@@ -52,12 +55,32 @@ def test_without_task_weights_eta_stays_one(make_update, cfg) -> None:
         assert "xtra/cos/maze" not in stats and stats["xtra/eta/maze"] == 1.0
 
 
-def test_loss_normalisation_paper_and_code(make_update, cfg) -> None:
-    paper = make_update()
-    assert paper.weights() == [1.0, 1.0, 1.0]  # Eq. 1: L_t + sum eta_i L_i
-    code = make_update(loss_normalisation="code")
-    b, bo = cfg.batch_size, cfg.batch_size // 2
-    assert code.weights() == pytest.approx([b / (b + 2 * bo), bo / (b + 2 * bo), bo / (b + 2 * bo)])
+def test_loss_balance_by_hand(make_update, cfg) -> None:
+    """B = 4 target positions and B/2 = 2 from each of two offline games: a joint batch of 8."""
+    code = make_update()  # the default: the authors' mean over the joint batch (App. D, 2x batch)
+    assert (cfg.batch_size, code.offline_batch) == (4, 2)
+    assert code.weights() == [0.5, 0.25, 0.25]  # 4/8, 2/8, 2/8: the target is half of the loss
+    code.schedule.weights = np.array([1.0, 0.5])
+    assert code.weights() == [0.5, 0.25, 0.125]  # eta_i scales its game's share
+    paper = make_update(loss_normalisation="paper")
+    assert paper.weights() == [1.0, 1.0, 1.0]  # Eq. 1 literally: L_t + sum eta_i L_i
+    paper.schedule.weights = np.array([1.0, 0.5])
+    assert paper.weights() == [1.0, 1.0, 0.5]
+
+
+def test_default_balance_is_one_mean_over_the_joint_batch(make_update) -> None:
+    """With eta = 1 the weighted total is exactly the single-task loss of the concatenated batch."""
+    update = make_update(task_weights=TaskWeightSettings(enabled=False))
+    learner = update.learner
+    batches = [update._batch(update.target, 4, offline=False)]
+    batches += [update._batch(g.replay, 2, offline=True) for g in update.games]
+    torch.manual_seed(0)
+    joint = learner.losses(concat_batches(batches))
+    per_task = split_losses(joint, [4, 2, 2])
+    assert weighted_total(per_task, update.weights()).item() == pytest.approx(joint.total.item(), rel=1e-6)
+    stats = update()
+    offline = stats["xtra/offline/shooter/total"] + stats["xtra/offline/maze/total"]
+    assert stats["total"] == pytest.approx(0.5 * stats["target_total"] + 0.25 * offline, rel=1e-6)
 
 
 def test_frozen_representation_stays_fixed(make_update, cfg) -> None:
@@ -81,6 +104,7 @@ def test_config_defaults_are_the_papers() -> None:
     assert (cfg.model.lr, cfg.model.momentum, cfg.model.weight_decay) == (0.2, 0.9, 1e-4)
     assert cfg.selfplay.env_steps == 100_000 and cfg.finetune.cross_task and cfg.pretrain
     assert not cfg.finetune.freeze_representation and cfg.finetune.task_weights.enabled
+    assert cfg.finetune.loss_normalisation == "code" and cfg.finetune.offline_targets == "reanalyse"
     with pytest.raises(ValueError):
         XtraConfig.model_validate({"finetune": {"crosstask": False}})
     np.testing.assert_equal(cfg.finetune.offline_batch_size, None)
