@@ -55,7 +55,7 @@ def run_id(overrides: dict[str, Any]) -> str:
 class SweepRun:
     id: str
     overrides: dict[str, Any]
-    status: str = "pending"  # pending | running | done | failed
+    status: str = "pending"  # pending | running | done | failed | in use (by another process; skipped)
     error: str = ""
     seconds: float = 0.0
 
@@ -127,6 +127,18 @@ def command_for(sweep: Sweep, run: SweepRun) -> list[str]:
     return [*xfer, "run", str(sweep.recipe_path), *args, "--rundir", str(rundir)]
 
 
+def refuse_if_in_use(sweep: Sweep, run: SweepRun) -> bool:
+    """True (the run marked ``in use``, with the message) when another process holds the run's lock: the
+    sweep neither deletes nor resumes it (see :mod:`xfer.run.lock`)."""
+    from xfer.run.lock import in_use, lock_holder
+
+    pid = lock_holder(sweep.rundir(run))
+    if pid is None:
+        return False
+    run.status, run.error = "in use", in_use(None if pid < 0 else pid, sweep.rundir(run)).message
+    return True
+
+
 def execute_command(command: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[bool, str]:
     """Run one sweep member as its own process; return (ok, last error line)."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +158,8 @@ def run_local(sweep: Sweep, max_parallel: int, on_change: Callable[[Sweep], None
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         pending: dict[Future[tuple[bool, str]], tuple[SweepRun, float]] = {}
         for run in todo:
+            if refuse_if_in_use(sweep, run):
+                continue
             run.status, run.error = "running", ""
             command = command_for(sweep, run)
             log = sweep.directory / "logs" / f"{run.id}.log"
@@ -177,7 +191,7 @@ def run_ray(sweep: Sweep, address: str | None, gpus_per_run: float, cpus_per_run
     remote = ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run)(execute_command)
     refs = {}
     for run in sweep.runs:
-        if run.status == "done":
+        if run.status == "done" or refuse_if_in_use(sweep, run):
             continue
         run.status, run.error = "running", ""
         log = sweep.directory / "logs" / f"{run.id}.log"

@@ -74,12 +74,12 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path: Path, fake_plugi
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 3, stderr  # stopped with a checkpoint: resumable, not finished
     rundir = next(runs.iterdir())
     assert json.loads((rundir / "run.json").read_text())["status"] == "stopped"
     assert list((rundir / "checkpoints").glob("ckpt-*.pt")), "no checkpoint written on SIGINT"
     result = xfer("resume", str(rundir), "--stop-after", "1", env=env)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr
     assert "resuming from ckpt-" in result.stderr
 
 

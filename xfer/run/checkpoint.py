@@ -3,7 +3,9 @@
 A checkpoint is written to a temporary file, flushed to disk, then renamed into place, so a crash mid-write
 leaves at most a ``*.tmp`` file that is never loaded. Loading never executes code from the run directory:
 numpy arrays are stored as tensors (see :func:`to_safe`) and read back with ``weights_only=True``. If the
-newest checkpoint cannot be read, the next older one is used and the reason is reported.
+newest checkpoint cannot be read, the next older one is used and the reason is reported. Rotation keeps the
+newest K *readable* checkpoints: a file found unreadable never counts as kept, and the checkpoint just
+written is never deleted.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from xfer.errors import XferError
+from xfer.run.storage import writing
 
 _NAME = re.compile(r"^ckpt-(\d{10})\.pt$")
 _ARRAY = "__ndarray__"
@@ -48,13 +51,22 @@ def from_safe(obj: Any) -> Any:
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` into ``path.tmp``, fsync, then rename over ``path``."""
+    """Write through ``write(file)`` into ``path.tmp``, fsync, then rename over ``path``.
+
+    A failed write (disk full, read-only, ...) removes ``path.tmp`` and raises
+    :class:`~xfer.run.storage.WriteFailed` naming ``path``; ``path`` itself is untouched.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with writing(path):
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -63,12 +75,15 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
 
 
 class Checkpointer:
-    """Saves ``ckpt-<step>.pt`` files in ``directory`` and keeps the newest ``keep``."""
+    """Saves ``ckpt-<step>.pt`` files in ``directory`` and keeps the newest ``keep`` readable ones."""
 
     def __init__(self, directory: Path, keep: int = 3) -> None:
         self.directory = directory
         self.keep = keep
-        directory.mkdir(parents=True, exist_ok=True)
+        self.unreadable: dict[Path, str] = {}  # found by load_latest: path -> why
+        self.last_good: Path | None = None  # the newest checkpoint known to be complete
+        with writing(directory):
+            directory.mkdir(parents=True, exist_ok=True)
 
     def paths(self) -> list[Path]:
         """Complete checkpoints, oldest first (temporary files never count)."""
@@ -78,17 +93,26 @@ class Checkpointer:
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = self.directory / f"ckpt-{step:010d}.pt"
         atomic_write(path, lambda f: torch.save(to_safe(state), f))
-        for old in self.paths()[: -self.keep]:
-            old.unlink(missing_ok=True)
+        self.unreadable.pop(path, None)
+        self.last_good = path
+        readable = [p for p in self.paths() if p not in self.unreadable]
+        for old in readable[: -self.keep]:
+            if old != path:
+                old.unlink(missing_ok=True)
         return path
 
     def load_latest(self, say: Callable[[str], None] = print) -> tuple[Path, dict[str, Any]] | None:
-        """The newest readable checkpoint; unreadable ones are skipped with a message naming them."""
+        """The newest readable checkpoint; unreadable ones are skipped with a message naming them (and
+        remembered in ``unreadable``, so rotation never counts them)."""
         for path in reversed(self.paths()):
             try:
-                return path, load_checkpoint(path)
+                state = load_checkpoint(path)
             except XferError as err:
+                self.unreadable[path] = err.message
                 say(f"skipping {err.message}")
+                continue
+            self.last_good = path
+            return path, state
         return None
 
 

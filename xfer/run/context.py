@@ -33,6 +33,7 @@ from xfer.run.checkpoint import Checkpointer
 from xfer.run.logger import MetricLogger
 from xfer.run.progress import Progress
 from xfer.run.seeding import capture_rng, restore_rng
+from xfer.run.storage import writing
 
 
 @dataclass
@@ -73,7 +74,8 @@ class RunContext:
     def save(self, step: int, state: dict[str, Any]) -> Path:
         """Checkpoint the method's ``state`` with the random streams and the step, atomically."""
         self.logger.flush()
-        path = self.checkpointer.save(step, {"step": step, "method": state, "rng": capture_rng(self.rng)})
+        path = self.checkpointer.save(step, {"step": step, "method": state, "rng": capture_rng(self.rng),
+                                             "tensorboard": self.logger.tensorboard_lengths()})
         self._last_save = step
         self.set_status("running", step=step, checkpoint=path.name)
         return path
@@ -130,9 +132,15 @@ class RunContext:
         return ensure_dataset(task, self.recipe.env_for(task), self.recipe.datadir, registry=self.registry)
 
     def set_status(self, status: str, **info: Any) -> None:
+        """Update ``run.json`` atomically (a failed write leaves the old file and no ``run.json.tmp``)."""
         path = self.rundir / "run.json"
         data = json.loads(path.read_text()) if path.exists() else {}
         data.update(status=status, **info)
         tmp = path.with_name("run.json.tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
+        try:
+            with writing(path):
+                tmp.write_text(json.dumps(data, indent=2))
+                tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

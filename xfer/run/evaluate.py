@@ -100,6 +100,7 @@ def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool,
         raise XferError(f"method {spec.name!r} does not support evaluation (it registers no load_agent)")
     if recipe.target is None:
         raise XferError(f"the recipe of {str(rundir)!r} has no target task to evaluate on")
+    checkpoint, step = pick_checkpoint(rundir, checkpoint, console)
     dev = select_device(device, say=console.print)
     agent = load_attr(spec.load_agent, what=f"method {spec.name!r}", extra=spec.extra)(rundir, checkpoint,
                                                                                         str(dev))
@@ -114,4 +115,28 @@ def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool,
     if video is not None:
         write_video(video, video_frames(agent, recorded[0]))
         result["video"] = str(video)
-    return result
+    return {**result, "checkpoint": str(checkpoint), "step": step}
+
+
+def pick_checkpoint(rundir: Path, checkpoint: Path | None, console: Console) -> tuple[Path, int]:
+    """The checkpoint to evaluate and its step, said in one line: ``checkpoint`` when given, else the run's
+    newest readable one (saying so when it fell back past unreadable newer ones)."""
+    from xfer.run.checkpoint import Checkpointer, load_checkpoint
+
+    if checkpoint is not None:
+        path, state = checkpoint, load_checkpoint(checkpoint)
+    else:
+        if not (rundir / "checkpoints").is_dir():
+            raise XferError(f"run {str(rundir)!r} has no checkpoints to evaluate")
+        skipped: list[str] = []
+        found = Checkpointer(rundir / "checkpoints").load_latest(say=skipped.append)
+        if found is None:
+            raise XferError(f"run {str(rundir)!r} has no readable checkpoint",
+                            hint="; ".join(skipped) or None)
+        path, state = found
+        if skipped:
+            console.print(f"the newest checkpoint cannot be used ({'; '.join(skipped)}); fell back to "
+                          f"{path.name}", highlight=False, markup=False)
+    step = int(state.get("step", -1))
+    console.print(f"evaluating {path} (step {step})", highlight=False, markup=False)
+    return path, step

@@ -1,6 +1,9 @@
 """The live display of a run: phase, step, env steps/s, updates/s, last return, ETA.
 
-A rich live table on a terminal; elsewhere (CI, pipes) one plain line every ``every_s`` seconds.
+A rich live table on a terminal; elsewhere (CI, pipes, sweep logs) one plain, complete line every
+``every_s`` seconds (never wrapped, never read as markup). Rates and the ETA count only what this process
+did in the current phase: a new phase (Vid2Act's Stage 2, whose update counter starts again at 0) resets
+their baselines, and after a resume the ETA comes from the steps done since the resume, not since step 0.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class Progress:
         self.title = title
         self.fields: dict[str, Any] = {"phase": "-", "step": 0, "total": 0}
         self._rates: dict[str, tuple[float, float, float]] = {}  # key -> (t0, count0, rate)
-        self._start = time.monotonic()
+        self._base: tuple[float, int] | None = None  # (time, step) of the phase's first step in this process
         self._every = every_s
         self._last_print = 0.0
         self._live = Live(self._table(), console=self.console, refresh_per_second=2, transient=False) \
@@ -39,27 +42,31 @@ class Progress:
     def update(self, **fields: Any) -> None:
         """Set any of phase, step, total, env_steps, updates, return (and any other named value)."""
         now = time.monotonic()
+        if fields.get("phase") not in (None, self.fields.get("phase")):
+            self._rates, self._base = {}, None
         for key in ("env_steps", "updates"):
             if key in fields:
                 t0, c0, rate = self._rates.get(key, (now, fields[key], 0.0))
+                if fields[key] < c0:  # a counter that starts again: a new baseline
+                    t0, c0, rate = now, fields[key], 0.0
                 if now - t0 >= 2.0:
                     rate, t0, c0 = (fields[key] - c0) / (now - t0), now, fields[key]
                 self._rates[key] = (t0, c0, rate)
-        if fields.get("phase") not in (None, self.fields.get("phase")):
-            self._start = now
+        if "step" in fields and (self._base is None or fields["step"] < self._base[1]):
+            self._base = (now, int(fields["step"]))
         self.fields.update(fields)
         if self._live is not None:
             self._live.update(self._table())
         elif now - self._last_print >= self._every:
             self._last_print = now
-            self.console.print(self._line(), highlight=False)
+            self.console.print(self._line(), markup=False, highlight=False, soft_wrap=True)
 
     def _eta(self) -> str:
         step, total = self.fields.get("step", 0), self.fields.get("total", 0)
-        elapsed = time.monotonic() - self._start
-        if not total or not step or step >= total:
+        if not total or self._base is None or step >= total or step <= self._base[1]:
             return "-"
-        return _duration(elapsed / step * (total - step))
+        t0, step0 = self._base
+        return _duration((time.monotonic() - t0) / (step - step0) * (total - step))
 
     def _values(self) -> dict[str, str]:
         values = {"phase": str(self.fields.get("phase")),
