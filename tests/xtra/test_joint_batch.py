@@ -1,5 +1,6 @@
 """Stage 2's one forward pass over the joint batch (batch-norm statistics shared as in the authors' code),
-exact per-task gradients for Eq. 2 from it, and offline policy targets from stored search policies."""
+exact per-task gradients for Eq. 2 from it, and offline policy targets from stored search policies (and the
+datasets that hold them, exported from an efficientzero replay)."""
 
 from __future__ import annotations
 
@@ -138,3 +139,26 @@ def test_stored_offline_targets_need_datasets_with_search_policies(cfg, games, l
     with pytest.raises(XferError, match="'shooter' stores no search policies"):
         CrossTaskUpdate(fake_ctx, learner_factory(0), target.replay, games,
                         FinetuneSettings(offline_targets="stored"))
+
+
+def test_a_replay_exports_to_a_dataset_with_its_search(cfg, games, tmp_path) -> None:
+    """An efficientzero replay → dataset (search_policy, search_value) → the same game for XTRA."""
+    from xfer_plugins.xtra.search_dataset import export_search_dataset
+
+    from xfer.data.dataset import Dataset
+
+    replay = games[0].replay
+    rng = np.random.default_rng(3)
+    for game in replay.games:  # a search's visit distributions and values, not one-hot behaviour
+        game.policies[:] = rng.dirichlet(np.ones(A), size=len(game)).astype(np.float32)
+        game.root_values[:] = rng.normal(size=len(game)).astype(np.float32)
+    replay.save(tmp_path / "replay")
+    meta = export_search_dataset(tmp_path / "replay", tmp_path / "data", cfg, "atari", "phoenix")
+    assert meta["episodes"] == len(replay.games) and meta["search_statistics"]
+    episodes = list(Dataset.open(tmp_path / "data"))
+    assert episodes[0]["image"].shape[1:] == (cfg.image_size, cfg.image_size, cfg.frame_stack)
+    for episode, game in zip(episodes, replay.games, strict=True):
+        again = episode_to_game(episode, cfg, game.legal_mask, task_id=game.task_id)
+        for name in ("frames", "actions", "rewards", "policies", "root_values"):
+            np.testing.assert_array_equal(getattr(again, name), getattr(game, name), err_msg=name)
+        assert again.terminal == game.terminal

@@ -1,0 +1,51 @@
+"""Offline datasets that keep the search statistics, from the replay of an ``efficientzero`` run.
+
+The authors' offline games are the replays of trained EfficientZero agents, and their Stage 2 builds the
+offline policy targets from the stored visit counts (``prepare_imitation_learning``). xfer's collected
+datasets hold observations, actions and rewards only; :func:`export_search_dataset` turns a saved
+:class:`~xfer.muzero.replay.PrioritizedReplay` (the ``replay-<step>/`` directory next to a run's
+checkpoints) into an xfer dataset whose episodes also hold ``search_policy`` and ``search_value`` (see
+:mod:`.offline`), for ``xtra.finetune.offline_targets: stored``. One replay game (a self-play segment)
+becomes one episode; its rewards are as the replay stored them (clipped when the run trained with
+``env.options.train``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xfer.data.dataset import finalize_dataset
+from xfer.data.episode import Episode, write_episode
+from xfer.muzero.config import EfficientZeroConfig
+from xfer.muzero.replay import GameHistory, PrioritizedReplay
+
+
+def game_to_episode(game: GameHistory, frame_stack: int) -> Episode:
+    """A replay game of T steps as a dataset episode of T + 1 rows (the inverse of
+    :func:`xfer_plugins.xtra.offline.episode_to_game` up to reward clipping)."""
+    steps, n_actions = len(game), game.policies.shape[1]
+    image = np.stack([game.stacked_obs(t, frame_stack).transpose(1, 2, 0) for t in range(steps + 1)])
+    action = np.zeros((steps + 1, n_actions), np.float32)
+    action[np.arange(1, steps + 1), game.actions] = 1.0
+    pad = np.zeros((1, n_actions), np.float32)
+    terminal = np.zeros(steps + 1, bool)
+    terminal[-1] = game.terminal
+    return {"image": np.ascontiguousarray(image, np.uint8), "action": action,
+            "reward": np.concatenate([[0.0], game.rewards]).astype(np.float32),
+            "is_first": np.arange(steps + 1) == 0, "is_terminal": terminal,
+            "success": np.zeros(steps + 1, bool),
+            "search_policy": np.concatenate([game.policies, pad]).astype(np.float32),
+            "search_value": np.concatenate([game.root_values, [0.0]]).astype(np.float32)}
+
+
+def export_search_dataset(replay_dir: Path, out: Path, cfg: EfficientZeroConfig, suite: str,
+                          task: str, **manifest: Any) -> dict[str, Any]:
+    """Write every game of the replay saved in ``replay_dir`` as an episode of the dataset ``out``."""
+    replay = PrioritizedReplay.load(replay_dir, cfg)
+    for index, game in enumerate(replay.games):
+        write_episode(out, index, game_to_episode(game, cfg.frame_stack))
+    return finalize_dataset(out, suite=suite, task=task, discrete=True, policy=f"replay:{replay_dir}",
+                            search_statistics=True, **manifest)
