@@ -110,3 +110,17 @@ def test_export_replay_into_an_unwritable_directory(tmp_path: Path, make_dataset
     result = runner.invoke(data_app, ["export-replay", str(rundir), "--out", str(out)])
     assert isinstance(result.exception, XferError), result.exception
     assert str(out) in result.exception.message and "while writing the dataset" in result.exception.message
+
+
+def test_a_manifest_without_its_spaces_is_one_named_error(make_dataset) -> None:
+    import json
+
+    path = make_dataset([3])
+    meta = json.loads((path / "dataset.json").read_text())
+    del meta["action"]
+    meta["observation"] = {}
+    (path / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(XferError) as info:
+        Dataset.open(path)
+    assert "'observation' needs an 'image' or 'state'" in info.value.message
+    assert "'action' needs an integer 'size'" in info.value.message

@@ -194,7 +194,25 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise XferError(f"dataset {path}: {MANIFEST} field 'format_version': expected at most "
                         f"{FORMAT_VERSION}, found {version}", hint="upgrade xfer to read this dataset")
+    if meta.get("complete"):
+        _check_spaces(path, meta)
     return meta
+
+
+def _check_spaces(path: Path, meta: dict[str, Any]) -> None:
+    """A complete manifest describes its spaces: ``observation`` (image and/or state shapes) and ``action``
+    (size, discrete) — what the fit check reads."""
+    obs, action = meta.get("observation"), meta.get("action")
+    problems = []
+    if not isinstance(obs, dict) or not any(isinstance(obs.get(k), dict) and isinstance(
+            obs[k].get("shape"), list) for k in ("image", "state")):
+        problems.append("'observation' needs an 'image' or 'state' entry with a 'shape' list")
+    if not isinstance(action, dict) or not isinstance(action.get("size"), int) \
+            or not isinstance(action.get("discrete"), bool):
+        problems.append("'action' needs an integer 'size' and a boolean 'discrete'")
+    if problems:
+        raise XferError(f"dataset {path}: {MANIFEST} " + "; ".join(problems),
+                        hint="restore the dataset's original dataset.json, or collect the dataset again")
 
 
 def write_manifest(path: Path, meta: dict[str, Any]) -> None:
