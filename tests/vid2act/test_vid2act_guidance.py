@@ -159,6 +159,9 @@ def test_teacher_ignores_the_padded_action_columns() -> None:
     clean = teacher.transit(prev, action, [0, 1]).deter
     assert torch.equal(clean, teacher.transit(prev, noisy, [0, 1]).deter)
     assert torch.equal(teacher.teacher_action(noisy)[:, 3:], torch.zeros(4, 3))
+    # a 6-d target student trains and acts against this teacher
+    agent = make_student(teacher, act_dim=6)
+    assert np.isfinite(agent.train_step(make_batch(act_dim=6))["vid2act/distill_loss"])
     teacher.source_act_dim = 6
     assert not torch.allclose(teacher.transit(prev, action, [0, 1]).deter,
                               teacher.transit(prev, noisy, [0, 1]).deter)
