@@ -165,16 +165,18 @@ def test_lunar_lander_with_box2d(make) -> None:
     assert env.action_space == gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
 
 
-def test_dreamer_runs_a_tiny_state_recipe_on_cartpole(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("inputs", "obs"), [("state", "state"), ("image", "pixels")])
+def test_dreamer_runs_a_tiny_recipe_on_cartpole(tmp_path: Path, inputs: str, obs: str) -> None:
     from xfer.run.runner import start_run
 
     recipe = {
         "method": "dreamer", "name": "gym-cartpole", "device": "cpu", "seed": 0,
         "logdir": str(tmp_path / "runs"), "target": {"suite": "gym", "task": "CartPole-v1"},
-        "env": {"time_limit": 60}, "eval": {"every": 200, "episodes": 1, "video": True},
+        "env": {"time_limit": 60, "options": {"obs": obs}},
+        "eval": {"every": 200, "episodes": 1, "video": True},
         "checkpoint": {"every": 200}, "logging": {"every": 100, "tensorboard": False, "live": False},
         "perf": {"threads": 1},
-        "dreamer": {"inputs": ["state"], "model": {"preset": "tiny"},
+        "dreamer": {"inputs": [inputs], "model": {"preset": "tiny"},
                     "train": {"env_steps": 200, "prefill": 80, "pretrain": 2, "train_every": 40, "batch": 3,
                               "seq_len": 8}},
     }
@@ -184,3 +186,4 @@ def test_dreamer_runs_a_tiny_state_recipe_on_cartpole(tmp_path: Path) -> None:
     assert json.loads((rundir / "run.json").read_text())["status"] == "done"
     rows = [json.loads(line) for line in (rundir / "metrics.jsonl").read_text().splitlines()]
     assert any(row.get("eval/return", 0) > 0 for row in rows) and any("wm/loss" in row for row in rows)
+    assert bool(list((rundir / "videos").glob("*.mp4"))) == (obs == "pixels")  # state runs skip the video
