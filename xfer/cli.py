@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from xfer.errors import XferError, os_error
+from xfer.errors import XferError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="xfer: transfer reinforcement learning with world models.")
@@ -186,13 +186,12 @@ def plot(
 ) -> None:
     """Learning curves: a statistic over seeds (one run per seed) and its 95% band, one curve per group."""
     from xfer.plot import find_runs, plot_curves
+    from xfer.run.storage import writing
 
     runs = find_runs(paths)
-    try:
+    with writing(out_path):
         written = plot_curves(runs, metric, x, group_by, out_path, title, stat=stat, ci=ci, reps=reps,
                               seed=seed, warn=_warn)
-    except OSError as error:
-        raise os_error(error, f"writing the plot {out_path}") from error
     out.print(f"wrote {written}", highlight=False, markup=False)
 
 

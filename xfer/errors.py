@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import errno
 from collections.abc import Iterable
 
 
@@ -34,14 +33,3 @@ class MissingDependency(XferError):
             hint=f'pip install "xfer[{extra}]"',
         )
 
-
-def os_error(err: OSError, action: str) -> XferError:
-    """An operating-system error (permission denied, no space left, read-only file system, ...) met while
-    ``action`` (e.g. "writing the dataset directory data/x") as one message naming the path and the fix."""
-    path = f": {err.filename}" if err.filename else ""
-    reason = (err.strerror or str(err)).lower()
-    writable = "choose a directory you can write to, or fix its permissions"
-    hint = {errno.EACCES: writable, errno.EPERM: writable,
-            errno.ENOSPC: "free some disk space, or choose a directory on another disk",
-            errno.EROFS: "choose a directory on a writable file system"}.get(err.errno or 0)
-    return XferError(f"{reason}{path} (while {action})", hint=hint)

@@ -242,8 +242,7 @@ def test_collect_into_an_unwritable_directory(unwritable: Path, fake_plugin_env:
     out = unwritable / "xfer-test-dataset"
     stderr = one_error(xfer("data", "collect", "--suite", "fake", "--task", "reach", "--episodes", "1",
                             "--out", str(out), "--no-progress", env=fake_plugin_env))
-    assert str(out) in stderr and "while creating the dataset directory" in stderr, stderr
-    assert "choose a directory you can write to" in stderr
+    assert f"while writing {out}" in stderr and "Traceback" not in stderr, stderr
 
 
 def test_plot_out_in_an_unwritable_directory(tmp_path: Path, unwritable: Path) -> None:
@@ -254,7 +253,7 @@ def test_plot_out_in_an_unwritable_directory(tmp_path: Path, unwritable: Path) -
     (rundir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = unwritable / "xfer-test-plot" / "c.png"
     stderr = one_error(xfer("plot", str(tmp_path / "runs"), "--out", str(out)))
-    assert "while writing the plot" in stderr and "xfer-test-plot" in stderr, stderr
+    assert f"while writing {out}" in stderr, stderr
 
 
 def test_plugin_table_prints_a_broken_plugin_error_as_it_is() -> None:

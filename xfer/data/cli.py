@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from xfer.envs.settings import EnvSettings
-from xfer.errors import XferError, os_error
+from xfer.errors import XferError
+from xfer.run.storage import writing
 
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="collect, inspect, import and export offline datasets")
@@ -150,10 +151,8 @@ def import_command(
     """Import a dataset from another format (a local Minari dataset) as an xfer dataset."""
     from xfer.data.minari_io import import_minari
 
-    try:
+    with writing(out):
         path = import_minari(dataset_id, out)
-    except OSError as err:
-        raise os_error(err, f"writing the dataset {out}") from err
     _print_info(path, Console())
 
 
@@ -174,8 +173,6 @@ def export_replay_command(
     medium-replay / medium-expert)."""
     from xfer.data.replay_export import export_replay
 
-    try:
+    with writing(out):
         export_replay(rundir, out, until_return, fraction, replay, steps_per_transition)
-    except OSError as err:
-        raise os_error(err, f"writing the dataset {out}") from err
     _print_info(out, Console())

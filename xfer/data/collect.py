@@ -33,8 +33,9 @@ from xfer.data.dataset import (
 )
 from xfer.data.episode import EpisodeBuilder, episode_files, parse_filename, write_episode
 from xfer.envs.settings import EnvSettings
-from xfer.errors import XferError, did_you_mean, os_error
+from xfer.errors import XferError, did_you_mean
 from xfer.registry import Registry, load_attr
+from xfer.run.storage import writing
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -187,10 +188,8 @@ def collect(suite: str, task: str, settings: EnvSettings, policy_name: str, epis
     out = Path(out)
     header = {"suite": suite, "task": task, "policy": policy_name, "seed": seed,
               "env": settings.resolve(spec.defaults).model_dump(mode="json"), "source": "collect"}
-    try:
+    with writing(out):
         meta = _start_manifest(out, header, episodes)
-    except OSError as err:
-        raise os_error(err, f"creating the dataset directory {out}") from err
     done = {parse_filename(p)[0] for p in episode_files(out)}  # type: ignore[index]
     todo = [i for i in range(episodes) if i not in done]
     workers = max(1, min(workers, len(todo)))
