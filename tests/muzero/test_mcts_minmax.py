@@ -50,12 +50,12 @@ def test_hand_built_tree_backups_range_and_scores(tabular_model) -> None:
     assert np.isclose(res.root_values[0], 3.5 / 4)
     assert np.isclose(trees.q_lo[0, 0], -2.0) and np.isclose(trees.q_scale[0, 0], 3.5)
 
-    score, mean_q = trees.scores(trees.roots, None)  # the 4th selection at the root
+    score, _, mean_q = trees.scores(trees.roots, None)  # the 4th selection at the root
     c4 = _c(cfg, 4.0)
     assert np.isclose(mean_q[0], 1.0)
     expected = [1.0 + c4 * 0.5 / 3, 2.5 / 3.5 + c4 * 0.3 / 2, 3.0 / 3.5 + c4 * 0.2 / 1]
     assert np.allclose(score[0], expected, rtol=1e-6)
-    child, _ = trees.scores(trees.roots + 1, mean_q)  # at node 1: visited a0 (Q = -2), mean Q (1 - 2) / 2
+    child, _, _ = trees.scores(trees.roots + 1, mean_q)  # at node 1: visited a0 (Q = -2), mean Q (1 - 2) / 2
     c2 = _c(cfg, 2.0)
     assert np.allclose(child[0], [0.0 + c2 * 0.6 / 2, 1.5 / 3.5 + c2 * 0.3, 1.5 / 3.5 + c2 * 0.1], rtol=1e-6)
 
@@ -69,14 +69,14 @@ def test_range_floor_and_raw_values_before_a_range_exists(tabular_model) -> None
     one = run_mcts(model, model.root([0]), np.ones((1, A), bool), cfg, np.random.default_rng(0),
                    add_noise=False, num_simulations=1)
     assert one.trees.q_lo[0, 0] == 0.0 and one.trees.q_scale[0, 0] == 1.0  # one value: no range yet
-    score, _ = one.trees.scores(one.trees.roots, None)
+    score, _, _ = one.trees.scores(one.trees.roots, None)
     c2 = _c(cfg, 2.0)  # visited a0 scores its raw Q 0.5; the others the raw mean Q 0.5
     assert np.allclose(score[0], [0.5 + c2 * 0.25, 0.5 + c2 * 0.3, 0.5 + c2 * 0.2], rtol=1e-6)
     two = run_mcts(model, model.root([0]), np.ones((1, A), bool), cfg, np.random.default_rng(0),
                    add_noise=False, num_simulations=2)
     assert two.visit_counts.tolist() == [[1, 1, 0]]
     assert np.isclose(two.trees.q_lo[0, 0], 0.5) and np.isclose(two.trees.q_scale[0, 0], 0.01)
-    score, _ = two.trees.scores(two.trees.roots, None)
+    score, _, _ = two.trees.scores(two.trees.roots, None)
     c3 = _c(cfg, 3.0)  # mean Q 0.502 -> 0.2; a1 -> 0.4
     assert np.allclose(score[0], [0.0 + c3 * 0.25, 0.4 + c3 * 0.15, 0.2 + c3 * 0.2], rtol=1e-5)
 

@@ -72,8 +72,15 @@ class SearchResult:
         return np.minimum((cdf < draws).sum(axis=1), cdf.shape[1] - 1)
 
 
-def masked_softmax(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(logits.float().masked_fill(~legal, float("-inf")), dim=-1)
+def masked_softmax(logits: torch.Tensor, legal: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the legal actions (all of them when ``legal`` is None)."""
+    logits = logits.float()
+    return torch.softmax(logits if legal is None else logits.masked_fill(~legal, float("-inf")), dim=-1)
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """A float tensor's values as a float64 array (float32 -> float64 is exact)."""
+    return x.detach().cpu().numpy().astype(np.float64)
 
 
 def exploration_weights(cfg: EfficientZeroConfig, max_visits: int) -> np.ndarray:
@@ -97,15 +104,23 @@ class SearchTrees:
         self.visits_flat = np.zeros(size + 1)
         self.value_sum_flat = np.zeros(size + 1)
         self.q_flat = np.zeros(size + 1)  # Q(parent, a) of each node as a child: reward + gamma * V
+        self.q_sum_flat = np.zeros(size + 1)  # sum of the Q of a node's expanded children
+        self.expanded_flat = np.zeros(size + 1)  # number of a node's expanded children
         self.reward_flat = np.zeros(size + 1)  # r(parent, a), fixed at expansion
+        self.discount_flat = np.full(size + 1, cfg.discount)  # per node; 1 at the sentinel (path padding)
+        self.discount_flat[size] = 1.0
         self.prefix_flat = np.zeros(size + 1)  # value prefix the network reported
         self.base_flat = np.zeros(size + 1)  # prefix that the node's children subtract (0 after a reset)
         self.depth_flat = np.zeros(size + 1, dtype=np.int64)
-        self.c_flat = np.zeros(size + 1)  # exploration weight c(N(s)) of each node, kept with its visits
         self.c_table = exploration_weights(cfg, max_nodes + 1)
-        self.illegal = np.where(legal, 0.0, -np.inf)  # added to the scores
-        self.path = np.zeros((batch, max_nodes + 1), dtype=np.int64)  # node ids by depth
+        # prior term of pUCT, c(N(s)) * P(s, a) / (1 + N(s, a)), kept up to date for the nodes on each path
+        self.explore_flat = np.zeros((size + 1, n_actions))
+        self.dead_explore = -np.arange(n_actions, dtype=np.float64)  # the sentinel's: distinct, no ties
+        self.explore_flat[size] = self.dead_explore
+        self.cap = np.where(legal, 1.0, -np.inf)  # upper clip of Q_norm: -inf scores illegal actions
+        self.path = np.full((batch, max_nodes + 2), size, dtype=np.int64)  # node ids by depth, sentinel after
         self.path[:, 0] = self.roots
+        self.actions = np.zeros((batch, max_nodes + 1), dtype=np.int64)  # action taken at each depth
         self.columns = np.arange(max_nodes + 1)
         self.leaf_depth = np.zeros(batch, dtype=np.int64)
         self.n_nodes = 1
@@ -134,64 +149,67 @@ class SearchTrees:
         self.prior_flat[roots] = prior
         self.visits_flat[roots] = 1.0
         self.value_sum_flat[roots] = value
-        self.c_flat[roots] = self.c_table[1]
+        self.explore_flat[roots] = self.c_table[1] * self.prior_flat[roots]
 
-    def scores(self, node: np.ndarray, parent_q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """pUCT scores [B, A] of the children of ``node`` (one id per tree) and the node's mean Q.
+    def scores(self, node: np.ndarray,
+               parent_q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """pUCT scores [B, A] of the children of ``node`` (one id per tree), their ids, and the node's mean Q.
 
         ``parent_q`` is the mean Q of each node's parent, None at the roots (EZ code's ``get_mean_q``).
         """
         child = self.children_flat[node]
-        n_child = self.visits_flat[child]
-        q = self.q_flat[child]  # 0 for unexpanded children (the sentinel)
-        visited = n_child > 0
-        n_visited = visited.sum(axis=1)
-        q_sum = q.sum(axis=1)
+        q_sum, n_expanded = self.q_sum_flat[node], self.expanded_flat[node]
         if parent_q is None:
-            mean_q = np.where(n_visited > 0, q_sum / np.maximum(n_visited, 1), 0.0)
+            mean_q = np.where(n_expanded > 0, q_sum / np.maximum(n_expanded, 1.0), 0.0)
         else:
-            mean_q = (parent_q + q_sum) / (n_visited + 1)
-        value = (np.where(visited, q, mean_q[:, None]) - self.q_lo) / self.q_scale
-        np.clip(value, 0.0, 1.0, out=value)
-        score = value + self.c_flat[node][:, None] * self.prior_flat[node] / (n_child + 1.0)
-        score += self.illegal
-        return score, mean_q
+            mean_q = (parent_q + q_sum) / (n_expanded + 1.0)
+        value = np.where(child != self.sentinel, self.q_flat[child], mean_q[:, None])  # expanded = visited
+        value -= self.q_lo
+        value /= self.q_scale
+        np.maximum(value, 0.0, out=value)
+        np.minimum(value, self.cap, out=value)
+        value += self.explore_flat[node]
+        return value, child, mean_q
 
     def select(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Descend all trees in lockstep by pUCT; returns the leaf's parent node id and action per tree."""
+        """Descend all trees in lockstep by pUCT; returns the leaf's parent node id and action per tree.
+
+        A tree whose descent has ended moves on to the sentinel, whose children are the sentinel again
+        and whose prior term has no ties, so the finished trees need no masking while the others go on;
+        its path is padded with the sentinel, and its leaf parent is the last real node on it.
+        """
+        rows, path, actions, sentinel = self.rows, self.path, self.actions, self.sentinel
         node = self.roots
-        done = np.zeros(self.batch, dtype=bool)
-        leaf_parent, leaf_action = node, np.zeros(self.batch, dtype=np.int64)
         parent_q = None
         depth = 0
         while True:
-            score, parent_q = self.scores(node, parent_q)
-            ties = score >= score.max(axis=1, keepdims=True) - TIE_EPS
-            action = np.argmax(ties * rng.random(score.shape), axis=1)  # uniform among near-maximal scores
-            child = self.children_flat.ravel()[node * self.n_actions + action]
-            stop = child == self.sentinel
-            new_leaf = stop & ~done
-            leaf_parent = np.where(new_leaf, node, leaf_parent)
-            leaf_action = np.where(new_leaf, action, leaf_action)
-            done |= stop
-            if done.all():
-                return leaf_parent, leaf_action
+            score, child, parent_q = self.scores(node, parent_q)
+            action = score.argmax(axis=1)
+            ties = score >= (score[rows, action] - TIE_EPS)[:, None]
+            if np.count_nonzero(ties) > rows.size:  # uniform among near-maximal scores (EZ code)
+                action = (ties * rng.random(score.shape)).argmax(axis=1)
+            actions[:, depth] = action
+            node = child[rows, action]
             depth += 1
-            node = np.where(done, node, child)  # finished trees stay put; their later columns are ignored
-            self.path[:, depth] = node
+            path[:, depth] = node
+            if node.min() == sentinel:  # the largest id: every descent has ended
+                last = np.count_nonzero(path[:, 1:depth] != sentinel, axis=1)  # depth of the leaf parent
+                return path[rows, last], actions[rows, last]
 
     def expand(self, new: int, parent: np.ndarray, action: np.ndarray, prefix: np.ndarray,
                prior: np.ndarray) -> np.ndarray:
         """Attach local node ``new`` in every tree; returns which new nodes start a fresh LSTM horizon."""
         node = self.roots + new
+        at = slice(new, self.sentinel, self.max_nodes)  # node ``new`` of every tree
         self.children_flat.ravel()[parent * self.n_actions + action] = node
-        self.prefix_flat[node] = prefix
-        self.prior_flat[node] = prior
+        self.expanded_flat[parent] += 1.0
+        self.prior_flat[at] = prior
         depth = self.depth_flat[parent] + 1
-        self.depth_flat[node] = depth
+        self.depth_flat[at] = depth
         reset = depth % self.cfg.lstm_horizon == 0
-        self.base_flat[node] = np.where(reset, 0.0, prefix)
-        self.reward_flat[node] = prefix - self.base_flat[parent]
+        self.prefix_flat[at] = prefix
+        self.base_flat[at] = np.where(reset, 0.0, prefix)
+        self.reward_flat[at] = prefix - self.base_flat[parent]
         self.path[self.rows, depth] = node
         self.leaf_depth = depth
         self.n_nodes = new + 1
@@ -200,34 +218,35 @@ class SearchTrees:
     def backup(self, leaf_value: np.ndarray) -> None:
         """Backpropagate n-step returns along every path (MuZero Eq. 3-4), then rebuild the min-max range.
 
-        The node at depth i of a path whose leaf is at depth L receives
-        G_i = r_{i+1} + gamma * G_{i+1}, G_L = v (the leaf's value), computed for all paths at once.
+        The node at depth i of a path whose leaf is at depth L receives G_i = r_{i+1} + gamma * G_{i+1},
+        G_L = v (the leaf's value), for all paths at once: the sentinel padding has r = 0 and gamma = 1.
         """
-        gamma = self.cfg.discount
-        last = self.leaf_depth
-        deepest = int(last.max())
-        path = self.path[:, :deepest + 1]
-        reward = self.reward_flat[path]
-        boot = leaf_value.astype(np.float64)
+        gamma, sentinel = self.cfg.discount, self.sentinel
+        path = self.path[:, :int(self.leaf_depth.max()) + 1]
+        reward, discount = self.reward_flat[path], self.discount_flat[path]
         returns = np.empty(path.shape)
-        for i in range(deepest, 0, -1):
+        boot = leaf_value.astype(np.float64)
+        for i in range(path.shape[1] - 1, 0, -1):
             returns[:, i] = boot
-            boot = np.where(i <= last, reward[:, i] + gamma * boot, boot)
+            boot = reward[:, i] + discount[:, i] * boot
         returns[:, 0] = boot
-        on_path = self.columns[:deepest + 1] <= last[:, None]
-        node = path[on_path]
-        value_sum = self.value_sum_flat[node] + returns[on_path]
-        visits = self.visits_flat[node] + 1.0
-        self.value_sum_flat[node] = value_sum
-        self.visits_flat[node] = visits
-        self.q_flat[node] = self.reward_flat[node] + gamma * value_sum / visits
-        self.c_flat[node] = self.c_table[visits.astype(np.int64)]
+        value_sum = self.value_sum_flat[path] + returns
+        visits = self.visits_flat[path] + 1.0
+        self.value_sum_flat[path] = value_sum  # each real node once per path; the sentinel is reset below
+        self.visits_flat[path] = visits
+        self.q_flat[path] = reward + gamma * value_sum / visits
+        self.value_sum_flat[sentinel] = self.visits_flat[sentinel] = self.q_flat[sentinel] = 0.0
+        children = self.children_flat[path]
+        self.q_sum_flat[path] = self.q_flat[children].sum(axis=2)
+        c = self.c_table[visits.astype(np.int64)]
+        self.explore_flat[path] = c[:, :, None] * self.prior_flat[path] / (self.visits_flat[children] + 1.0)
+        self.q_sum_flat[sentinel], self.explore_flat[sentinel] = 0.0, self.dead_explore
         self.update_range()
 
     def update_range(self) -> None:
         """Min-max range of each tree over the current Q of all its expanded non-root nodes (EZ code)."""
-        q = self.q[:, 1:self.n_nodes]
-        lo, hi = q.min(axis=1), q.max(axis=1)
+        q = self.q_flat[:self.sentinel].reshape(self.batch, self.max_nodes)[:, 1:self.n_nodes]
+        lo, hi = np.minimum.reduce(q, axis=1), np.maximum.reduce(q, axis=1)
         delta = hi - lo
         known = delta > 0
         self.q_lo = np.where(known, lo, 0.0)[:, None]
@@ -246,45 +265,48 @@ def run_mcts(model: RecurrentModel, root: Inference, legal_mask: np.ndarray, cfg
     legal = np.asarray(legal_mask, dtype=bool)
     batch = legal.shape[0]
     device = root.latent.device
-    legal_t = torch.as_tensor(legal, device=device)
+    legal_t = None if legal.all() else torch.as_tensor(legal, device=device)
     trees = SearchTrees(batch, sims + 1, legal, cfg)
 
-    prior = masked_softmax(root.policy_logits, legal_t).cpu().double().numpy()
+    prior = _numpy(masked_softmax(root.policy_logits, legal_t))
     if add_noise and cfg.exploration_fraction > 0:
         gammas = rng.gamma(cfg.dirichlet_alpha, size=prior.shape) * legal  # Dirichlet over legal actions
         noise = gammas / np.maximum(gammas.sum(axis=1, keepdims=True), 1e-12)
         prior = (1 - cfg.exploration_fraction) * prior + cfg.exploration_fraction * noise
-    trees.init_roots(prior, root.value.cpu().double().numpy())
+    trees.init_roots(prior, _numpy(root.value))
 
-    # latent and LSTM pools indexed by node id; only written slots are ever read
+    # latent and LSTM pools in simulation-major order (slot = local node * B + tree: each simulation's
+    # outputs are one contiguous block); only written slots are ever read
     nodes = batch * (sims + 1)
+    ids = np.arange(nodes)
+    slot = (ids % (sims + 1)) * batch + ids // (sims + 1)  # node id -> pool slot
     latents = root.latent.new_empty((nodes, *root.latent.shape[1:]))
     hidden_h = root.reward_hidden[0].new_empty((nodes, *root.reward_hidden[0].shape[2:]))
     hidden_c = torch.empty_like(hidden_h)
-    by_tree = (batch, sims + 1)
-    latents.view(*by_tree, *latents.shape[1:])[:, 0] = root.latent
-    hidden_h.view(*by_tree, -1)[:, 0] = root.reward_hidden[0][0]
-    hidden_c.view(*by_tree, -1)[:, 0] = root.reward_hidden[1][0]
+    latents[:batch] = root.latent
+    hidden_h[:batch], hidden_c[:batch] = root.reward_hidden[0][0], root.reward_hidden[1][0]
+    on_cpu = device.type == "cpu"
     network_seconds = 0.0
     for sim in range(sims):
         parent, action = trees.select(rng)
         tic = time.perf_counter()
-        parent_t = torch.from_numpy(parent).to(device)
+        parent_t, action_t = torch.from_numpy(slot[parent]), torch.from_numpy(action)
+        if not on_cpu:
+            parent_t, action_t = parent_t.to(device), action_t.to(device)
         hidden = (hidden_h.index_select(0, parent_t)[None], hidden_c.index_select(0, parent_t)[None])
-        out = model.recurrent_inference(latents.index_select(0, parent_t), hidden,
-                                        torch.from_numpy(action).to(device))
+        out = model.recurrent_inference(latents.index_select(0, parent_t), hidden, action_t)
         network_seconds += time.perf_counter() - tic
         new = sim + 1
-        child_prior = masked_softmax(out.policy_logits, legal_t).cpu().double().numpy()
-        reset = trees.expand(new, parent, action, out.value_prefix.cpu().double().numpy(), child_prior)
-        latents.view(*by_tree, *latents.shape[1:])[:, new] = out.latent
-        hidden_h.view(*by_tree, -1)[:, new] = out.reward_hidden[0][0]
-        hidden_c.view(*by_tree, -1)[:, new] = out.reward_hidden[1][0]
+        child_prior = _numpy(masked_softmax(out.policy_logits, legal_t))
+        reset = trees.expand(new, parent, action, _numpy(out.value_prefix), child_prior)
+        block = slice(new * batch, (new + 1) * batch)
+        latents[block] = out.latent
+        hidden_h[block], hidden_c[block] = out.reward_hidden[0][0], out.reward_hidden[1][0]
         if reset.any():  # a fresh LSTM horizon starts from a zero state
-            fresh = torch.from_numpy(trees.roots[reset] + new).to(device)
+            fresh = torch.from_numpy(new * batch + np.flatnonzero(reset)).to(device)
             hidden_h[fresh] = 0.0
             hidden_c[fresh] = 0.0
-        trees.backup(out.value.cpu().double().numpy())
+        trees.backup(_numpy(out.value))
 
     visits = trees.visits_flat[trees.children_flat[trees.roots]]
     root_values = trees.value_sum_flat[trees.roots] / trees.visits_flat[trees.roots]
