@@ -130,12 +130,13 @@ def command_for(sweep: Sweep, run: SweepRun) -> list[str]:
 def refuse_if_in_use(sweep: Sweep, run: SweepRun) -> bool:
     """True (the run marked ``in use``, with the message) when another process holds the run's lock: the
     sweep neither deletes nor resumes it (see :mod:`xfer.run.lock`)."""
-    from xfer.run.lock import in_use, lock_holder
+    from xfer.run.lock import lock_holder
 
     pid = lock_holder(sweep.rundir(run))
     if pid is None:
         return False
-    run.status, run.error = "in use", in_use(None if pid < 0 else pid, sweep.rundir(run)).message
+    by = "another process" if pid < 0 else f"pid {pid}"
+    run.status, run.error = "in use", f"run {run.id} is in use by {by}; skipped"
     return True
 
 

@@ -194,6 +194,6 @@ def test_sweep_resume_skips_a_run_in_use(tmp_path: Path) -> None:
     with RunLock(rundir):
         run_local(sweep, max_parallel=1)
     run = sweep.runs[0]
-    assert run.status == "in use" and f"is in use by pid {os.getpid()}" in run.error
+    assert run.status == "in use" and run.error == f"run seed=0 is in use by pid {os.getpid()}; skipped"
     assert (rundir / "metrics.jsonl").exists(), "the sweep deleted a run another process writes"
     assert not (tmp_path / "logs").exists(), "no worker was started"
