@@ -9,7 +9,8 @@ xfer implements it from the paper.
    with value and policy targets produced by each game's frozen teacher instead of the student itself
    (``TargetSource(teacher, ...)``); reward (value-prefix) targets come from the data and the consistency
    loss from the student's own encoder, as in Eq. 3. Loss: (1/m) sum_i L_i^ez, i.e. the mean over the
-   joint batch. Policies use the full 18-action head with each game's legal actions (masked softmax).
+   joint batch, computed in one forward pass over it (batch norm shared by all games, as in Stage 2).
+   Policies use the full 18-action head with each game's legal actions (masked softmax).
 
 Progress is counted in updates: teacher i's update u is step i * teacher_steps + u, the student's update u
 is step m * teacher_steps + u; checkpoints at any update resume exactly.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from xfer_plugins.xtra.config import PretrainSettings
+from xfer_plugins.xtra.joint import concat_batches, split_losses
 from xfer_plugins.xtra.offline import load_priorities, priorities_state
 
 from xfer.muzero.agent import agent_state
@@ -83,8 +85,10 @@ def distillation_batches(student: Learner, games: list[OfflineGame], teachers: l
 
 def distillation_losses(student: Learner, games: list[OfflineGame], teachers: list[EfficientZeroNet],
                         settings: PretrainSettings, rng: np.random.Generator) -> list[Losses]:
-    """The student's EfficientZero loss (Eq. 3) on each game's teacher-labelled batch."""
-    return [student.losses(b) for b in distillation_batches(student, games, teachers, settings, rng)]
+    """The student's EfficientZero loss (Eq. 3) on each game's teacher-labelled batch, from one forward pass
+    over the joint batch (as in Stage 2), so the student's batch norm sees every game evenly."""
+    batches = distillation_batches(student, games, teachers, settings, rng)
+    return split_losses(student.losses(concat_batches(batches)), [len(b.steps) for b in batches])
 
 
 def distillation_update(student: Learner, games: list[OfflineGame], teachers: list[EfficientZeroNet],

@@ -42,7 +42,8 @@ def test_target_is_half_of_the_stems_batch_norm_statistics(cfg, fake_ctx, learne
     """Momentum 1 makes the running mean the last batch's mean. Frames are constant per task, so the stem's
     pre-normalisation activations are affine in the grey level and the joint running mean is
     f·(target's) + (1 - f)·(offline's), f the target's share of the batch-norm batch: 4 of 4 + 2 + 2."""
-    cfg = cfg.model_copy(update={"bn_momentum": 1.0, "augment_shift": 0})
+    no_augmentation = {name: 0 for name in type(cfg).model_fields if name.startswith("augment")}
+    cfg = cfg.model_copy(update={"bn_momentum": 1.0, **no_augmentation})
     learner = learner_factory(0, cfg)
     target = constant_game("target", 200, 0, cfg)
     games = [constant_game("a", 20, 1, cfg), constant_game("b", 20, 2, cfg)]
