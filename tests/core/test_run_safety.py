@@ -60,7 +60,7 @@ def test_all_checkpoints_unreadable_is_refused_and_nothing_changes(tmp_path: Pat
     for path in (rundir / "checkpoints").glob("ckpt-*.pt"):
         path.write_bytes(path.read_bytes()[:100])
     before = {p.name: p.read_bytes() for p in (rundir / "checkpoints").iterdir()}
-    with pytest.raises(XferError, match="no checkpoint of .* can be read") as caught:
+    with pytest.raises(XferError, match="no checkpoint of .* can be read: ") as caught:
         resume_run(rundir, registry=registry, console=quiet())
     assert "ckpt-0000000030.pt, ckpt-0000000040.pt" in caught.value.message
     assert caught.value.hint is not None and "--from-scratch" in caught.value.hint

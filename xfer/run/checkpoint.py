@@ -80,7 +80,7 @@ class Checkpointer:
     def __init__(self, directory: Path, keep: int = 3) -> None:
         self.directory = directory
         self.keep = keep
-        self.unreadable: dict[Path, str] = {}  # found by load_latest: path -> why
+        self.unreadable: dict[Path, str] = {}  # found by load_latest: path -> the error, in short
         self.last_good: Path | None = None  # the newest checkpoint known to be complete
         with writing(directory):
             directory.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,9 @@ class Checkpointer:
             try:
                 state = load_checkpoint(path)
             except XferError as err:
-                self.unreadable[path] = err.message
+                cause = err.__cause__
+                self.unreadable[path] = err.message if cause is None else (
+                    f"{type(cause).__name__}: {str(cause).split('. ')[0]}")
                 say(f"skipping {err.message}")
                 continue
             self.last_good = path

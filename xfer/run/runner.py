@@ -7,6 +7,7 @@ one-line error (2 for user errors such as a full disk), aborted by a second Ctrl
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import signal
@@ -116,8 +117,8 @@ def resume_point(rundir: Path, recipe: Recipe, console: Console) -> Latest | Non
     found = checkpointer.paths()
     if found:
         names = ", ".join(p.name for p in found)
-        why = next(iter(checkpointer.unreadable.values()))
-        raise XferError(f"no checkpoint of {rundir} can be read ({names}; the newest: {why}); nothing was "
+        why = checkpointer.unreadable[found[-1]]
+        raise XferError(f"no checkpoint of {rundir} can be read: {names} (the newest: {why}); nothing was "
                         "changed",
                         hint=f"`xfer resume {rundir} --from-scratch` starts the run over, moving its "
                              f"metrics, TensorBoard events and checkpoints into {rundir}/previous-<time>/")
@@ -220,7 +221,10 @@ def _with_checkpoint(err: WriteFailed, rundir: Path, checkpointer: Checkpointer)
     last = checkpointer.last_good
     err.message += (f"; the last good checkpoint is {last}" if last is not None
                     else "; no checkpoint was written yet")
-    err.hint = f"free space (or make {rundir} writable), then continue with `xfer resume {rundir}`"
+    fixes = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+             errno.EFBIG: "raise the file-size limit (ulimit -f)"}
+    fix = fixes.get(err.errno or 0, f"make {rundir} writable")
+    err.hint = f"{fix}, then continue with `xfer resume {rundir}`"
     return err
 
 
