@@ -49,3 +49,21 @@ def export_search_dataset(replay_dir: Path, out: Path, cfg: EfficientZeroConfig,
         write_episode(out, index, game_to_episode(game, cfg.frame_stack))
     return finalize_dataset(out, suite=suite, task=task, discrete=True, policy=f"replay:{replay_dir}",
                             search_statistics=True, **manifest)
+
+
+def export_run(rundir: Path, out: Path) -> dict[str, Any]:
+    """The replay saved with the newest checkpoint of an ``efficientzero`` run (or of an ``xtra`` run's Stage
+    2) as a dataset of its target task, search statistics included."""
+    import yaml
+
+    from xfer.errors import XferError
+    from xfer.run.checkpoint import load_run_checkpoint
+
+    method = load_run_checkpoint(rundir)["method"]
+    if "replay_dir" not in method or "agent" not in method:
+        raise XferError(f"{str(rundir)!r} holds no EfficientZero self-play replay",
+                        hint="export an efficientzero run directory (or an xtra run in Stage 2)")
+    cfg = EfficientZeroConfig.model_validate(method["agent"]["config"])
+    target = yaml.safe_load((Path(rundir) / "recipe.yaml").read_text())["target"]
+    return export_search_dataset(Path(rundir) / method["replay_dir"], out, cfg, target["suite"],
+                                 target["task"], source=str(rundir))

@@ -12,7 +12,9 @@ import pytest
 import torch
 import yaml
 from rich.console import Console
+from xfer_plugins.xtra.search_dataset import export_run
 
+from xfer.data.dataset import Dataset
 from xfer.run.checkpoint import Checkpointer
 from xfer.run.evaluate import evaluate_run
 from xfer.run.logger import read_metrics
@@ -115,6 +117,25 @@ def test_efficientzero_runs_end_to_end(tmp_path: Path, registry) -> None:
     result = evaluate_run(rundir, episodes=1, video=None, explore=False, seed=0, device="cpu",
                           console=Console(quiet=True))
     assert np.isfinite(result["eval/return"])
+    # its replay, with the search's visit distributions, as an offline dataset for offline_targets: stored
+    meta = export_run(rundir, tmp_path / "searched")
+    assert (meta["suite"], meta["task"]) == ("atari", "demon-attack")
+    assert meta["steps"] == 16  # the finished self-play segments: 2 environments x one segment of 8 steps
+    episode = next(iter(Dataset.open(tmp_path / "searched")))
+    assert episode["image"].shape[1:] == (32, 32, 12)  # 4 stacked RGB frames
+    searched = episode["search_policy"][:-1]
+    assert np.allclose(searched.sum(-1), 1.0) and (searched.max(-1) < 1.0).any()  # visits, not one-hot
+    section = {**XTRA, "pretrain": False, "zero_shot_eval": False,
+               "finetune": {"offline_targets": "stored", "task_weights": {"cycle": 2, "count_steps": 2,
+                                                                          "warmup": 0}}}
+    path = _recipe(tmp_path, "xtra", "stored", section)
+    recipe = yaml.safe_load(path.read_text())
+    dataset = {"path": str(tmp_path / "searched")}
+    recipe["sources"] = [{"suite": "atari", "task": "demon-attack", "dataset": dataset}]
+    path.write_text(yaml.safe_dump(recipe))
+    stored = start_run(path, registry=registry)
+    assert json.loads((stored / "run.json").read_text())["status"] == "done"
+    assert "xtra/offline/demon-attack/total" in set().union(*read_metrics(stored / "metrics.jsonl"))
 
 
 def test_efficientzero_resume_is_exact(tmp_path: Path, registry) -> None:
