@@ -135,6 +135,40 @@ def test_disk_full_while_checkpointing_is_one_line_and_resume_works_after(tmp_pa
     assert read_metrics(rundir / "metrics.jsonl") == read_metrics(full / "metrics.jsonl")
 
 
+def sysfs_refuses_writes() -> bool:
+    """Whether writing /sys/kernel/notes raises PermissionError here (it does on Linux, even for root)."""
+    try:
+        with open("/sys/kernel/notes", "ab"):
+            return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
+needs_sysfs = pytest.mark.skipif(not sysfs_refuses_writes(), reason="needs Linux sysfs to refuse a write")
+
+
+@needs_sysfs
+def test_permission_denied_while_checkpointing_is_one_line(tmp_path: Path, registry) -> None:
+    rundir = start_run(recipe_file(tmp_path, "perm"), registry=registry, stop_at=20)
+    tmp = rundir / "checkpoints" / "ckpt-0000000030.pt.tmp"
+    tmp.symlink_to("/sys/kernel/notes")  # EACCES, even as root
+    with pytest.raises(XferError) as caught:
+        resume_run(rundir, registry=registry, console=quiet())
+    assert caught.value.message.startswith("permission denied while writing ")
+    assert caught.value.message.endswith("ckpt-0000000020.pt") and "writable" in (caught.value.hint or "")
+    assert run_status(rundir)["status"] == "failed" and not list(rundir.rglob("*.tmp"))
+
+
+@needs_sysfs
+def test_xfer_run_into_a_directory_it_may_not_create_is_one_line(tmp_path: Path,
+                                                                 fake_plugin_env: dict) -> None:
+    result = xfer("run", str(recipe_file(tmp_path, "nope", logdir="/sys/xfer-runs")), env=fake_plugin_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "operation not permitted while writing /sys/xfer-runs/nope/" in result.stderr
+
+
 def test_file_size_limit_during_xfer_run_exits_2_with_one_line(tmp_path: Path, fake_plugin_env: dict) -> None:
     path = recipe_file(tmp_path, "fsize", section={"steps": 2000}, checkpoint={"every": 100, "keep": 2},
                        logging={"every": 1000, "tensorboard": False, "live": False})
