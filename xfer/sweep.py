@@ -148,6 +148,8 @@ def execute_command(command: list[str], log: Path, env: dict[str, str] | None = 
                               env={**os.environ, **(env or {})})
     if proc.returncode == 0:
         return True, ""
+    if proc.returncode == 3:  # xfer run/resume: stopped with a checkpoint (SIGINT/SIGTERM)
+        return False, "stopped with a checkpoint (exit code 3); `xfer sweep --resume` continues it"
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith(("error:", "RuntimeError", "Error"))] or lines[-1:]
     return False, (errors[-1] if errors else f"exit code {proc.returncode}")

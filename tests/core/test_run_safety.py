@@ -197,3 +197,10 @@ def test_sweep_resume_skips_a_run_in_use(tmp_path: Path) -> None:
     assert run.status == "in use" and run.error == f"run seed=0 is in use by pid {os.getpid()}; skipped"
     assert (rundir / "metrics.jsonl").exists(), "the sweep deleted a run another process writes"
     assert not (tmp_path / "logs").exists(), "no worker was started"
+
+
+def test_a_sweep_worker_stopped_with_a_checkpoint_is_not_done(tmp_path: Path) -> None:
+    from xfer.sweep import execute_command
+
+    ok, error = execute_command([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "w.log")
+    assert not ok and error.startswith("stopped with a checkpoint (exit code 3)")
