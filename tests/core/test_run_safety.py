@@ -134,6 +134,15 @@ def test_a_run_without_any_checkpoint_starts_over_and_keeps_the_attempt(tmp_path
     assert read_metrics(rundir / "metrics.jsonl")[0]["step"] == 1
 
 
+def test_resume_after_a_line_cut_off_by_a_full_disk(tmp_path: Path, registry) -> None:
+    full = start_run(recipe_file(tmp_path, "whole", 40), registry=registry)
+    rundir = start_run(recipe_file(tmp_path, "cut", 40), registry=registry, stop_at=20)
+    with open(rundir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 21, "train/lo')  # the disk filled up in the middle of a line
+    resume_run(rundir, registry=registry, console=quiet())
+    assert read_metrics(rundir / "metrics.jsonl") == read_metrics(full / "metrics.jsonl")
+
+
 # ---- a finished run ----------------------------------------------------------------------------------------
 def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path, registry) -> None:
     rundir = start_run(recipe_file(tmp_path, "fin", 20), registry=registry)
