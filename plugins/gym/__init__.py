@@ -24,8 +24,11 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from xfer.envs.gl import use_headless_default
 from xfer.hookspecs import hookimpl
 from xfer.registry import SuiteSpec
+
+use_headless_default()  # MuJoCo ids render headless (EGL) before anything imports mujoco
 
 CLASSIC_CONTROL: tuple[str, ...] = (
     "CartPole-v0", "CartPole-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1", "Acrobot-v1",
