@@ -221,7 +221,7 @@ class SearchTrees:
         The node at depth i of a path whose leaf is at depth L receives G_i = r_{i+1} + gamma * G_{i+1},
         G_L = v (the leaf's value), for all paths at once: the sentinel padding has r = 0 and gamma = 1.
         """
-        gamma, sentinel = self.cfg.discount, self.sentinel
+        gamma = self.cfg.discount
         path = self.path[:, :int(self.leaf_depth.max()) + 1]
         reward, discount = self.reward_flat[path], self.discount_flat[path]
         returns = np.empty(path.shape)
@@ -230,17 +230,17 @@ class SearchTrees:
             returns[:, i] = boot
             boot = reward[:, i] + discount[:, i] * boot
         returns[:, 0] = boot
-        value_sum = self.value_sum_flat[path] + returns
-        visits = self.visits_flat[path] + 1.0
-        self.value_sum_flat[path] = value_sum  # each real node once per path; the sentinel is reset below
-        self.visits_flat[path] = visits
-        self.q_flat[path] = reward + gamma * value_sum / visits
-        self.value_sum_flat[sentinel] = self.visits_flat[sentinel] = self.q_flat[sentinel] = 0.0
-        children = self.children_flat[path]
-        self.q_sum_flat[path] = self.q_flat[children].sum(axis=2)
+        real = path != self.sentinel
+        node = path[real]  # every node once
+        value_sum = self.value_sum_flat[node] + returns[real]
+        visits = self.visits_flat[node] + 1.0
+        self.value_sum_flat[node] = value_sum
+        self.visits_flat[node] = visits
+        self.q_flat[node] = reward[real] + gamma * value_sum / visits
+        children = self.children_flat[node]
+        self.q_sum_flat[node] = self.q_flat[children].sum(axis=1)
         c = self.c_table[visits.astype(np.int64)]
-        self.explore_flat[path] = c[:, :, None] * self.prior_flat[path] / (self.visits_flat[children] + 1.0)
-        self.q_sum_flat[sentinel], self.explore_flat[sentinel] = 0.0, self.dead_explore
+        self.explore_flat[node] = c[:, None] * self.prior_flat[node] / (self.visits_flat[children] + 1.0)
         self.update_range()
 
     def update_range(self) -> None:
