@@ -65,6 +65,18 @@ def reset_priorities(replay: PrioritizedReplay) -> None:
     replay.max_priority = 1.0
 
 
+def check_offline_targets(games: list[OfflineGame], settings: FinetuneSettings) -> None:
+    """``offline_targets: stored`` needs every offline dataset to hold search policies."""
+    if settings.offline_targets != "stored" or not settings.cross_task:
+        return
+    for game in games:
+        if not game.searched:
+            raise XferError(f"xtra: finetune.offline_targets is 'stored' but the dataset of {game.name!r} "
+                            "stores no search policies (key 'search_policy')",
+                            hint="set xtra.finetune.offline_targets: reanalyse, or export an efficientzero "
+                                 "run's replay with xfer_plugins.xtra.search_dataset.export_run")
+
+
 class CrossTaskUpdate:
     """The Eq. 1 update, called once per training step by :class:`xfer.muzero.loop.OnlineLoop`."""
 
@@ -72,13 +84,7 @@ class CrossTaskUpdate:
                  settings: FinetuneSettings) -> None:
         self.ctx, self.learner, self.target, self.settings = ctx, learner, target, settings
         self.games = games if settings.cross_task else []
-        if settings.offline_targets == "stored":
-            for game in self.games:
-                if not game.searched:
-                    raise XferError(f"xtra: finetune.offline_targets is 'stored' but the dataset of "
-                                    f"{game.name!r} stores no search policies (key 'search_policy')",
-                                    hint="set xtra.finetune.offline_targets: reanalyse, or use datasets "
-                                         "that record the search of the agent that collected them")
+        check_offline_targets(self.games, settings)
         tw = settings.task_weights
         self.schedule = TaskWeightSchedule(len(self.games), tw.cycle, tw.count_steps, tw.threshold, tw.warmup,
                                            tw.enabled)

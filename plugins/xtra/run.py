@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from xfer_plugins.xtra.config import XtraConfig
-from xfer_plugins.xtra.finetune import CrossTaskUpdate, freeze_representation, reset_priorities
+from xfer_plugins.xtra.finetune import (
+    CrossTaskUpdate,
+    check_offline_targets,
+    freeze_representation,
+    reset_priorities,
+)
 from xfer_plugins.xtra.offline import has_search, offline_replay
 from xfer_plugins.xtra.pretrain import OfflineGame, Pretraining
 
@@ -74,6 +79,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
         raise XferError("xtra needs offline source games for pretraining or cross-task finetuning",
                         hint="list them under `sources:` with datasets, or set pretrain/cross_task false")
     games = load_games(ctx, cfg.model, recipe.sources) if stage1 or cfg.finetune.cross_task else []
+    if not cfg.pretrain_only:
+        check_offline_targets(games, cfg.finetune)  # before Stage 1, not after it
     target_legal = legal_mask(ctx, recipe.target, cfg.model)
     saved = ctx.restore()  # everything built so far draws nothing from the run's random streams
     stage = "pretrain" if saved is None else saved["stage"]

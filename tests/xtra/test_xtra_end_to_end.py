@@ -15,6 +15,7 @@ from rich.console import Console
 from xfer_plugins.xtra.search_dataset import export_run
 
 from xfer.data.dataset import Dataset
+from xfer.errors import XferError
 from xfer.run.checkpoint import Checkpointer
 from xfer.run.evaluate import evaluate_run
 from xfer.run.logger import read_metrics
@@ -79,6 +80,15 @@ def test_xtra_pretrain_distil_finetune_evaluate(tmp_path: Path, registry) -> Non
     result = evaluate_run(full, episodes=1, video=None, explore=False, seed=0, device="cpu",
                           console=Console(quiet=True))
     assert np.isfinite(result["eval/return"])
+
+
+def test_stored_offline_targets_are_refused_before_stage_1_without_search_policies(tmp_path: Path,
+                                                                                 registry) -> None:
+    section = {**XTRA, "finetune": {**XTRA["finetune"], "offline_targets": "stored"}}
+    path = _recipe(tmp_path, "xtra", "stored-random", section, sources=True)  # random-policy datasets
+    with pytest.raises(XferError, match="stores no search policies"):
+        start_run(path, registry=registry)
+    assert not list((tmp_path / "runs").glob("*/*/checkpoints/*"))  # refused before any training
 
 
 def test_xtra_resume_is_exact_across_stages(tmp_path: Path, registry) -> None:
