@@ -22,7 +22,9 @@ from xfer.errors import XferError
 from xfer.recipe import CollectSpec, TaskSpec
 from xfer.registry import Registry
 
-KEY_VERSION = 1
+# 2: the Atari suite's default colour became RGB, so a gray dataset cached under version 1 with default
+# settings no longer fits a default recipe.
+KEY_VERSION = 2
 
 
 def cache_key(suite: str, task: str, env: EnvSettings, spec: CollectSpec) -> str:
