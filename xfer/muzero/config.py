@@ -69,6 +69,11 @@ class EfficientZeroConfig(BaseModel):
     pred_hidden: int = Field(512, ge=1, description="SimSiam prediction-head hidden width (EZ code).")
     support_size: int = Field(300, ge=1, description="Support is [-n, n]: 601 bins at n=300.")
     bn_momentum: float = Field(0.1, gt=0, le=1)
+    model_bn_stats: Literal["all", "first"] = Field(
+        "all", description="Batch-norm running statistics of g and f from every unroll step (EZ code) or "
+                           "from the first only (xfer): search then normalises a step like training does")
+    action_encoding: Literal["plane", "one_hot"] = Field(
+        "plane", description="Action input of g: one plane a/|A| (EZ code) or a plane per action (LightZero)")
     init_zero: bool = Field(True, description="Zero-init the last layer of every head (EZ code).")
 
     # Search (MuZero Appendix B; Table 4).
@@ -90,6 +95,8 @@ class EfficientZeroConfig(BaseModel):
     reward_loss_coeff: float = 1.0
     consistency_coeff: float = 2.0
     dynamics_grad_scale: float = Field(0.5, ge=0, le=1, description="MuZero's gradient scale on latents.")
+    optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="SGD with momentum (EZ) or Adam (LightZero's classic-control configs)")
     lr: float = Field(0.2, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
@@ -99,6 +106,7 @@ class EfficientZeroConfig(BaseModel):
     max_grad_norm: float = Field(5.0, gt=0)
     target_update_interval: int = Field(200, ge=1)
     augment_shift: int = Field(4, ge=0, description="Random-shift pixels for the consistency views (EZ).")
+    augment_intensity: float = Field(0.05, ge=0, description="Random-intensity scale after the shift (EZ).")
     training_steps: int = Field(100_000, ge=1, description="For the priority-beta anneal.")
 
     # Prioritised replay and reanalyse (Table 4).
@@ -109,6 +117,9 @@ class EfficientZeroConfig(BaseModel):
     priority_beta_end: float = Field(1.0, ge=0, le=1)
     priority_eps: float = Field(1e-6, gt=0)
     reanalyse_policy_ratio: float = Field(1.0, ge=0, le=1, description="Fraction of policy targets by MCTS.")
+    off_policy_correction: bool = Field(True, description="Shorter TD horizons for older data (EZ Sec. 4.3).")
+    auto_td_ratio: float = Field(0.3, gt=0, description="EZ code's auto_td_steps_ratio: one step shorter "
+                                                         "per ratio * training_steps newer transitions")
 
     @model_validator(mode="before")
     @classmethod

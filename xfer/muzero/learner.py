@@ -27,8 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xfer.muzero.augment import augment
 from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.networks import EfficientZeroNet
+from xfer.muzero.networks import EfficientZeroNet, set_stat_momentum
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.muzero.support import scalar_to_support, support_to_scalar
 from xfer.muzero.targets import TrainBatch
@@ -37,19 +38,6 @@ from xfer.muzero.targets import TrainBatch
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Identity forward; the gradient is multiplied by ``scale`` (MuZero pseudocode)."""
     return x * scale + x.detach() * (1.0 - scale)
-
-
-def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Per-sample random translation by up to ``pad`` pixels with replicate padding (EZ's 'shift')."""
-    if pad == 0:
-        return x
-    n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device) + torch.arange(h, device=x.device)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), device=x.device) + torch.arange(w, device=x.device)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chan, oy[:, None, :, None], ox[:, None, None, :]]
 
 
 def negative_cosine(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -94,6 +82,13 @@ def weighted_total(losses: Sequence[Losses], weights: Sequence[float]) -> torch.
     return torch.stack([w * loss.total for loss, w in zip(losses, weights, strict=True)]).sum()
 
 
+def make_optimizer(net: torch.nn.Module, cfg: EfficientZeroConfig) -> torch.optim.Optimizer:
+    """SGD with momentum and weight decay (EZ code), or Adam with L2 weight decay (LightZero's CartPole)."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
 class Learner:
     """Owns the online network, its target copy (for reanalyse) and the optimiser."""
 
@@ -103,8 +98,7 @@ class Learner:
         self.device = torch.device(device)
         self.net = (net or EfficientZeroNet(cfg)).to(self.device)
         self.target_net = copy.deepcopy(self.net).eval().requires_grad_(False)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(self.net, cfg)
         self.train_step = 0
 
     def learning_rate(self, step: int) -> float:
@@ -120,8 +114,8 @@ class Learner:
         net.train()
         K, stack, c, n = cfg.unroll_steps, cfg.frame_stack, cfg.image_channels, cfg.support_size
         obs = batch.obs.float() / 255.0
-        online_obs = random_shift(obs[:, :stack * c], cfg.augment_shift)
-        target_window = random_shift(obs[:, c:], cfg.augment_shift)
+        online_obs = augment(obs[:, :stack * c], cfg.augment_shift, cfg.augment_intensity)
+        target_window = augment(obs[:, c:], cfg.augment_shift, cfg.augment_intensity)
         legal = batch.legal
 
         latent = net.represent(online_obs)
@@ -138,6 +132,9 @@ class Learner:
 
         hidden = net.initial_hidden(len(obs))
         for k in range(K):
+            if k == 1 and cfg.model_bn_stats == "first":  # later unroll steps leave the running stats alone
+                set_stat_momentum(net.dynamics_net, 0.0)
+                set_stat_momentum(net.prediction, 0.0)
             latent, hidden, prefix_logits = net.dynamics(latent, hidden, batch.actions[:, k])
             latent = scale_gradient(latent, cfg.dynamics_grad_scale)
             policy_logits, value_logits = net.prediction(latent)
@@ -153,6 +150,8 @@ class Learner:
             if (k + 1) % cfg.lstm_horizon == 0:
                 hidden = net.initial_hidden(len(obs))
 
+        set_stat_momentum(net.dynamics_net, cfg.bn_momentum)
+        set_stat_momentum(net.prediction, cfg.bn_momentum)
         w = batch.weights
         per_sample = {"value": w * value, "reward": w * reward, "policy": w * policy,
                       "consistency": w * consistency}

@@ -98,12 +98,14 @@ def evaluate(agent: MuZeroAgent, envs: list[Any], seeds: np.ndarray) -> dict[str
 # ---- training ---------------------------------------------------------------------------------------
 def efficientzero_update(learner: Learner, replay: PrioritizedReplay, rng: np.random.Generator,
                          batch_size: int | None = None) -> dict[str, float]:
-    """One EfficientZero update (Eq. 3): sample by priority, reanalyse with the target network, SGD."""
+    """One EfficientZero update (Eq. 3): sample by priority, reanalyse with the target network (TD horizons
+    off-policy corrected by the positions' ages), SGD."""
     from xfer.muzero.targets import TargetSource, make_batch
 
     cfg = learner.cfg
     positions = replay.sample(batch_size or cfg.batch_size, rng, replay.beta(learner.train_step))
-    batch = make_batch(replay, positions, cfg, TargetSource(learner.target_net), rng, learner.device)
+    batch = make_batch(replay, positions, cfg, TargetSource(learner.target_net), rng, learner.device,
+                       ages=replay.ages(positions.game_ids, positions.steps))
     return learner.update(batch, replay)
 
 

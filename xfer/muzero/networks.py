@@ -36,15 +36,30 @@ def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
 
 
+def set_stat_momentum(module: nn.Module, momentum: float) -> None:
+    """Momentum of every batch norm's running statistics in ``module``; 0 leaves them as they are."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+def norm2d(cfg: EfficientZeroConfig, channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, momentum=cfg.bn_momentum)
+
+
+def norm1d(cfg: EfficientZeroConfig, features: int) -> nn.BatchNorm1d:
+    return nn.BatchNorm1d(features, momentum=cfg.bn_momentum)
+
+
 class ResidualBlock(nn.Module):
     """conv-BN-ReLU-conv-BN plus a (possibly strided, projected) skip, then ReLU."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1, momentum: float = 0.1) -> None:
+    def __init__(self, cin: int, cout: int, cfg: EfficientZeroConfig, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = _conv3x3(cin, cout, stride)
-        self.bn1 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.bn1 = norm2d(cfg, cout)
         self.conv2 = _conv3x3(cout, cout)
-        self.bn2 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.bn2 = norm2d(cfg, cout)
         self.skip = _conv3x3(cin, cout, stride) if (stride != 1 or cin != cout) else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,14 +67,29 @@ class ResidualBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.skip(x))
 
 
-def _mlp_head(n_in: int, hidden: int, n_out: int, momentum: float, init_zero: bool) -> nn.Sequential:
+def mlp_head(cfg: EfficientZeroConfig, n_in: int, n_out: int) -> nn.Sequential:
     """Linear-BN-ReLU-Linear; the last layer zero-initialised as in EZ code (``init_zero``)."""
-    head = nn.Sequential(nn.Linear(n_in, hidden), nn.BatchNorm1d(hidden, momentum=momentum), nn.ReLU(),
-                         nn.Linear(hidden, n_out))
-    if init_zero:
+    head = nn.Sequential(nn.Linear(n_in, cfg.head_hidden), norm1d(cfg, cfg.head_hidden), nn.ReLU(),
+                         nn.Linear(cfg.head_hidden, n_out))
+    if cfg.init_zero:
         nn.init.zeros_(head[-1].weight)
         nn.init.zeros_(head[-1].bias)
     return head
+
+
+def action_planes(cfg: EfficientZeroConfig) -> int:
+    return cfg.n_actions if cfg.action_encoding == "one_hot" else 1
+
+
+def encode_action(action: torch.Tensor, cfg: EfficientZeroConfig, spatial: tuple[int, ...]) -> torch.Tensor:
+    """``[B]`` actions to ``[B, planes, *spatial]``: one constant plane a / |A| (EZ code), or one plane per
+    action with a one at the taken action (``one_hot``, LightZero's default), which lets g tell actions
+    apart without first learning to cut a scalar into intervals."""
+    if cfg.action_encoding == "one_hot":
+        code = F.one_hot(action.long(), cfg.n_actions).float()
+    else:
+        code = (action.float() / cfg.n_actions)[:, None]
+    return code.view(*code.shape, *([1] * len(spatial))).expand(*code.shape, *spatial)
 
 
 class RepresentationNetwork(nn.Module):
@@ -67,17 +97,17 @@ class RepresentationNetwork(nn.Module):
 
     def __init__(self, cfg: EfficientZeroConfig) -> None:
         super().__init__()
-        c, m = cfg.channels, cfg.bn_momentum
+        c = cfg.channels
         self.stem = nn.Sequential(nn.Conv2d(cfg.obs_channels, c // 2, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(c // 2, momentum=m), nn.ReLU())
+                                  norm2d(cfg, c // 2), nn.ReLU())
         self.body = nn.Sequential(
-            ResidualBlock(c // 2, c // 2, momentum=m),
-            ResidualBlock(c // 2, c, stride=2, momentum=m),
-            ResidualBlock(c, c, momentum=m),
+            ResidualBlock(c // 2, c // 2, cfg),
+            ResidualBlock(c // 2, c, cfg, stride=2),
+            ResidualBlock(c, c, cfg),
             nn.AvgPool2d(3, stride=2, padding=1),
-            ResidualBlock(c, c, momentum=m),
+            ResidualBlock(c, c, cfg),
             nn.AvgPool2d(3, stride=2, padding=1),
-            *[ResidualBlock(c, c, momentum=m) for _ in range(cfg.repr_blocks)],
+            *[ResidualBlock(c, c, cfg) for _ in range(cfg.repr_blocks)],
         )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -89,15 +119,15 @@ class DynamicsNetwork(nn.Module):
 
     def __init__(self, cfg: EfficientZeroConfig) -> None:
         super().__init__()
-        c, m = cfg.channels, cfg.bn_momentum
-        self.conv = _conv3x3(c + 1, c)
-        self.bn = nn.BatchNorm2d(c, momentum=m)
-        self.blocks = nn.Sequential(*[ResidualBlock(c, c, momentum=m) for _ in range(cfg.dyn_blocks)])
+        c = cfg.channels
+        self.conv = _conv3x3(c + action_planes(cfg), c)
+        self.bn = norm2d(cfg, c)
+        self.blocks = nn.Sequential(*[ResidualBlock(c, c, cfg) for _ in range(cfg.dyn_blocks)])
         self.reward_conv = nn.Sequential(nn.Conv2d(c, cfg.reduced_channels, 1),
-                                         nn.BatchNorm2d(cfg.reduced_channels, momentum=m), nn.ReLU())
+                                         norm2d(cfg, cfg.reduced_channels), nn.ReLU())
         self.lstm = nn.LSTM(cfg.reduced_channels * cfg.latent_size**2, cfg.lstm_hidden)
-        self.lstm_bn = nn.BatchNorm1d(cfg.lstm_hidden, momentum=m)
-        self.head = _mlp_head(cfg.lstm_hidden, cfg.head_hidden, cfg.support_bins, m, cfg.init_zero)
+        self.lstm_bn = norm1d(cfg, cfg.lstm_hidden)
+        self.head = mlp_head(cfg, cfg.lstm_hidden, cfg.support_bins)
 
     def forward(self, latent: torch.Tensor, action_plane: torch.Tensor,
                 hidden: LstmState) -> tuple[torch.Tensor, LstmState, torch.Tensor]:
@@ -114,13 +144,13 @@ class PredictionNetwork(nn.Module):
 
     def __init__(self, cfg: EfficientZeroConfig) -> None:
         super().__init__()
-        c, m, r = cfg.channels, cfg.bn_momentum, cfg.reduced_channels
+        c, r = cfg.channels, cfg.reduced_channels
         flat = r * cfg.latent_size**2
-        self.blocks = nn.Sequential(*[ResidualBlock(c, c, momentum=m) for _ in range(cfg.pred_blocks)])
-        self.value_conv = nn.Sequential(nn.Conv2d(c, r, 1), nn.BatchNorm2d(r, momentum=m), nn.ReLU())
-        self.policy_conv = nn.Sequential(nn.Conv2d(c, r, 1), nn.BatchNorm2d(r, momentum=m), nn.ReLU())
-        self.value_head = _mlp_head(flat, cfg.head_hidden, cfg.support_bins, m, cfg.init_zero)
-        self.policy_head = _mlp_head(flat, cfg.head_hidden, cfg.n_actions, m, cfg.init_zero)
+        self.blocks = nn.Sequential(*[ResidualBlock(c, c, cfg) for _ in range(cfg.pred_blocks)])
+        self.value_conv = nn.Sequential(nn.Conv2d(c, r, 1), norm2d(cfg, r), nn.ReLU())
+        self.policy_conv = nn.Sequential(nn.Conv2d(c, r, 1), norm2d(cfg, r), nn.ReLU())
+        self.value_head = mlp_head(cfg, flat, cfg.support_bins)
+        self.policy_head = mlp_head(cfg, flat, cfg.n_actions)
 
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.blocks(latent)
@@ -154,9 +184,8 @@ class EfficientZeroNet(nn.Module):
 
     def dynamics(self, latent: torch.Tensor, hidden: LstmState,
                  action: torch.Tensor) -> tuple[torch.Tensor, LstmState, torch.Tensor]:
-        """One model step; the action enters as a constant plane a / |A| (EZ code)."""
-        plane = (action.float() / self.cfg.n_actions).view(-1, 1, 1, 1).expand(-1, 1, *latent.shape[2:])
-        return self.dynamics_net(latent, plane, hidden)
+        """One model step; the action enters as :func:`encode_action` planes."""
+        return self.dynamics_net(latent, encode_action(action, self.cfg, latent.shape[2:]), hidden)
 
     def project(self, latent: torch.Tensor, with_head: bool) -> torch.Tensor:
         """SimSiam: projector, plus the prediction head on the online branch only."""

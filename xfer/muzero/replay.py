@@ -107,6 +107,12 @@ class PrioritizedReplay:
         return SampledPositions(game_ids=game_index + self.first_id, steps=flat - offsets[game_index],
                                 weights=(weights / weights.max()).astype(np.float32))
 
+    def ages(self, game_ids: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Transitions stored at or after each position: 1 for the newest (EZ code's total - idx)."""
+        offsets = np.concatenate([[0], np.cumsum([len(g) for g in self.games])])
+        flat = offsets[np.asarray(game_ids, np.int64) - self.first_id] + np.asarray(steps, np.int64)
+        return offsets[-1] - flat
+
     def update_priorities(self, game_ids: np.ndarray, steps: np.ndarray, priorities: np.ndarray) -> None:
         """Set new priorities; positions of games evicted since sampling are skipped."""
         for gid, step, prio in zip(game_ids, steps, priorities, strict=True):

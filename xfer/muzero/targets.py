@@ -4,7 +4,9 @@ For a sampled position t and unroll steps k = 0..K (K = 5):
 - value prefix (EfficientZero Sec. 4.2): the sum of rewards r_{t+k} since the last LSTM reset, resets
   every ``lstm_horizon`` steps counted from t (EZ code's ``_prepare_reward_value``);
 - value (XTRA App. A): z_{t+k} = sum_{i<n} gamma^i r_{t+k+i} + gamma^n v_{t+k+n}, n = 5, truncated at the
-  end of the history, with no bootstrap past a terminal state and 0 for k past the end;
+  end of the history, with no bootstrap past a terminal state and 0 for k past the end; with the
+  off-policy correction of EfficientZero (Sec. 4.3; ``reanalyze_worker.py``) n shrinks for older data:
+  n = clip(5 - floor(age / (0.3 * training_steps)), 1, 5), age counted in transitions stored since;
 - policy: the stored search visit distribution, or reanalysed (MuZero Reanalyze) by a fresh MCTS.
 
 Which network bootstraps values and reanalyses policies is a parameter (:class:`TargetSource`): the
@@ -71,6 +73,16 @@ def bootstrap_indices(length: int, t: int, unroll: int, td_steps: int) -> np.nda
     return np.minimum(t + np.arange(unroll + 1) + td_steps, length)
 
 
+def corrected_td_steps(ages: np.ndarray, cfg: EfficientZeroConfig) -> np.ndarray:
+    """TD horizon per position: ``td_steps`` minus one per ``auto_td_ratio * training_steps`` transitions
+    stored since, at least 1 (EZ code's ``auto_td_steps``); ``td_steps`` without the correction."""
+    ages = np.asarray(ages, np.int64)
+    if not cfg.off_policy_correction:
+        return np.full(ages.shape, cfg.td_steps, np.int64)
+    delta = np.floor(ages / (cfg.auto_td_ratio * cfg.training_steps)).astype(np.int64)
+    return np.clip(cfg.td_steps - delta, 1, cfg.td_steps)
+
+
 def nstep_value_targets(rewards: np.ndarray, t: int, unroll: int, td_steps: int, gamma: float,
                         bootstrap_values: np.ndarray, terminal: bool) -> np.ndarray:
     """z_{t+k} for k = 0..K given v at :func:`bootstrap_indices` (XTRA App. A; MuZero Eq. 4)."""
@@ -128,19 +140,24 @@ def _inputs(game: GameHistory, t: int, cfg: EfficientZeroConfig,
 
 def make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
                source: TargetSource, rng: np.random.Generator, device: str | torch.device = "cpu",
-               chunk: int = 256) -> TrainBatch:
-    """Inputs and targets for the sampled positions; values and policies from ``source.net`` in eval mode."""
+               chunk: int = 256, ages: np.ndarray | None = None) -> TrainBatch:
+    """Inputs and targets for the sampled positions; values and policies from ``source.net`` in eval mode.
+
+    ``ages`` (:meth:`PrioritizedReplay.ages`) turns on the off-policy correction of the TD horizon
+    (:func:`corrected_td_steps`); without them every position uses ``td_steps``.
+    """
     was_training = source.net.training
     source.net.eval()
+    td = np.full(len(positions.steps), cfg.td_steps) if ages is None else corrected_td_steps(ages, cfg)
     try:
-        return _make_batch(replay, positions, cfg, source, rng, torch.device(device), chunk)
+        return _make_batch(replay, positions, cfg, source, rng, torch.device(device), chunk, td)
     finally:
         source.net.train(was_training)
 
 
 def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
                 source: TargetSource, rng: np.random.Generator, device: torch.device,
-                chunk: int) -> TrainBatch:
+                chunk: int, td: np.ndarray) -> TrainBatch:
     K, n_actions = cfg.unroll_steps, cfg.n_actions
     games = [replay.game(int(g)) for g in positions.game_ids]
     steps = positions.steps.astype(np.int64)
@@ -152,7 +169,7 @@ def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: Eff
     # One stacked observation per (position, k): values bootstrap from them, policies are reanalysed on them.
     pairs = list(zip(games, steps.tolist(), strict=True))
     if source.value_mode == "nstep":
-        value_ix = [bootstrap_indices(len(g), t, K, cfg.td_steps) for g, t in pairs]
+        value_ix = [bootstrap_indices(len(g), t, K, int(n)) for (g, t), n in zip(pairs, td, strict=True)]
     else:
         value_ix = [np.minimum(t + np.arange(K + 1), len(g)) for g, t in pairs]
     value_obs = np.stack([g.stacked_obs(int(i), cfg.frame_stack)
@@ -161,7 +178,7 @@ def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: Eff
     values = np.zeros((len(games), K + 1), dtype=np.float32)
     for b, (g, t) in enumerate(zip(games, steps, strict=True)):
         if source.value_mode == "nstep":
-            values[b] = nstep_value_targets(g.rewards, int(t), K, cfg.td_steps, cfg.discount, net_values[b],
+            values[b] = nstep_value_targets(g.rewards, int(t), K, int(td[b]), cfg.discount, net_values[b],
                                             g.terminal)
         else:
             inside = int(t) + np.arange(K + 1) < len(g)
