@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from xfer.sweep import Sweep
 
@@ -15,7 +16,7 @@ def sweep_table(sweep: Sweep) -> Table:
     for column in ("run", "status", "seconds", "error"):
         table.add_column(column)
     for run in sweep.runs:
-        style = _STYLE.get(run.status, "")
-        table.add_row(escape(run.id), f"[{style}]{run.status}[/{style}]", f"{run.seconds:.0f}",
+        status = Text(run.status, style=_STYLE.get(run.status, ""))  # plain text: "in use" has no style
+        table.add_row(escape(run.id), status, f"{run.seconds:.0f}",
                       escape(run.error[:80]))  # ids and errors are never markup
     return table

@@ -127,3 +127,18 @@ def test_cli_table_and_unknown_metric(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.startswith("target.task,")
     result = xfer(["plot", str(tmp_path / "runs"), "--metric", "eval/retrun"], {}, tmp_path)
     assert result.returncode == 2 and "no metric matches 'eval/retrun'" in result.stderr
+
+
+def test_sweep_table_prints_every_status_including_unstyled_ones(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from xfer.sweep import SweepRun
+    from xfer.sweep_table import sweep_table
+
+    runs = [SweepRun(f"seed={i}", {"seed": i}) for i in range(3)]
+    for run, status in zip(runs, ("in use", "done", "[bold]odd"), strict=True):
+        run.status = status
+    console = Console(width=200, record=True)
+    console.print(sweep_table(Sweep(tmp_path, "r.yaml", [], [], runs)))  # raised MarkupError for "in use"
+    text = console.export_text()
+    assert "in use" in text and "done" in text and "[bold]odd" in text
