@@ -3,11 +3,13 @@
 All B trees live in flat preallocated NumPy tables: tree b owns the node ids ``b * M .. b * M + M - 1``
 (M = simulations + 1; the root is ``b * M`` and simulation s creates local node s + 1 in every tree), and
 one extra id, ``sentinel``, stands for every unexpanded child (zero visits, zero Q), so reading the
-statistics of all children of all current nodes is one ``take`` with no masking. The latent and LSTM
-states of all trees live in torch pools indexed by the same node ids, and the leaves of all trees are
-evaluated by one ``recurrent_inference`` call per simulation. Selection walks the B paths in lockstep
-(one set of [B, A] vector operations per depth level for the whole batch, never a loop over trees), and
-backup handles every path at once (one vector step per depth level).
+statistics of all children of all current nodes is one ``take`` with no masking. Selection walks the B
+paths in lockstep, one set of [B, A] vector operations per depth level for the whole batch (never a loop
+over trees); a finished descent moves on to the sentinel. The backup updates every node of every path at
+once and keeps, for those nodes, the two per-node quantities selection reads: the sum of the children's Q
+(for the mean Q of unvisited children) and the pUCT prior term of each child. The latent and LSTM states
+live in torch pools in simulation-major order, and the leaves of all trees are evaluated by one
+``recurrent_inference`` call per simulation.
 
 Rules, as MuZero / EfficientZero define them:
 - pUCT (MuZero Eq. 2): score = Q_norm(s, a) + P(s, a) * sqrt(N(s)) / (1 + N(s, a))
@@ -121,7 +123,6 @@ class SearchTrees:
         self.path = np.full((batch, max_nodes + 2), size, dtype=np.int64)  # node ids by depth, sentinel after
         self.path[:, 0] = self.roots
         self.actions = np.zeros((batch, max_nodes + 1), dtype=np.int64)  # action taken at each depth
-        self.columns = np.arange(max_nodes + 1)
         self.leaf_depth = np.zeros(batch, dtype=np.int64)
         self.n_nodes = 1
         self.q_lo = np.zeros((batch, 1))  # Q_norm = clip((Q - q_lo) / q_scale, 0, 1)

@@ -16,6 +16,7 @@ With --xfer-old-mcts FILE (an older copy of xfer/muzero/mcts.py) the xfer worker
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -38,7 +39,8 @@ def loadavg() -> str:
 
 class Worker:
     def __init__(self, python: str, script: str, extra_env: dict | None = None):
-        env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(extra_env or {}))
+        env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+                   **(extra_env or {}))
         self.p = subprocess.Popen([python, str(HERE / script), '--serve'], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         while True:  # skip any import-time chatter until the ready line
@@ -86,7 +88,7 @@ def main():
     for B in args.batches:
         lz = [(B, 'lightzero', v) for v in LZ_VARIANTS]
         xf = [(B, 'xfer', v) for v in xfer_variants]
-        order += [c for pair in zip(lz, xf + [None] * len(lz)) for c in pair if c is not None]
+        order += [c for pair in itertools.zip_longest(lz, xf) for c in pair if c is not None]
 
     print(f'start {time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())} UTC load {loadavg()}', flush=True)
     print(json.dumps({k: w.info for k, w in workers.items()}), flush=True)
@@ -104,15 +106,17 @@ def main():
             r.update(system=sysname, rep=rep, load=loadavg(), utc=time.strftime('%H:%M:%S', time.gmtime()))
             records.append(r)
             print(f"rep {rep} {sysname:9s} {v:17s} B={B:3d} n={r['n']:4d} "
-                  f"{1e3 * r['sec_per_search']:8.2f} ms/search cpu/wall={r['cpu_per_search'] / r['sec_per_search']:.2f} "
+                  f"{1e3 * r['sec_per_search']:8.2f} ms/search "
+                  f"cpu/wall={r['cpu_per_search'] / r['sec_per_search']:.2f} "
                   f"depth={r['mean_leaf_depth']:.2f} load {r['load']}", flush=True)
     for w in workers.values():
         w.close()
     print(f'end {time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())} UTC load {loadavg()}', flush=True)
 
     summary = []
-    print(f"\n| system | variant | roots B | ms / search (50 sims) | sims/s (B*50/t) | us / sim / root | "
-          f"us / batched sim step | min ms | max ms | CPU ms / search | sims/s by CPU time | mean leaf depth |")
+    print("\n| system | variant | roots B | ms / search (50 sims) | sims/s (B*50/t) | us / sim / root | "
+          "us / batched sim step | min ms | max ms | CPU ms / search | sims/s by CPU time | "
+          "mean leaf depth |")
     print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     for B, sysname, v in sorted(order, key=lambda c: (c[0], c[1] != 'lightzero', c[2])):
         rs = [r for r in records if r['batch'] == B and r['variant'] == v]
@@ -127,8 +131,9 @@ def main():
         if sysname == 'xfer':
             row['stub_fraction'] = statistics.median(r['stub_fraction'] for r in rs)
         summary.append(row)
-        print(f"| {sysname} | {v} | {B} | {1e3 * t:.2f} | {row['sims_per_s']:.0f} | {row['us_per_sim_per_root']:.2f} | "
-              f"{row['us_per_batched_sim']:.0f} | {1e3 * min(ts):.2f} | {1e3 * max(ts):.2f} | {1e3 * c:.2f} | "
+        print(f"| {sysname} | {v} | {B} | {1e3 * t:.2f} | {row['sims_per_s']:.0f} | "
+              f"{row['us_per_sim_per_root']:.2f} | {row['us_per_batched_sim']:.0f} | "
+              f"{1e3 * min(ts):.2f} | {1e3 * max(ts):.2f} | {1e3 * c:.2f} | "
               f"{row['sims_per_cpu_s']:.0f} | "
               f"{row['mean_leaf_depth']:.2f} |")
     ratios = []
@@ -136,19 +141,21 @@ def main():
           '1-min load (min-max) |')
     print('|---|---|---|---|---|')
     for B in args.batches:
-        mine = {r['rep']: r['sec_per_search'] for r in records if r['batch'] == B and r['variant'] == 'xfer_run_mcts'}
+        mine = {r['rep']: r['sec_per_search'] for r in records
+                if r['batch'] == B and r['variant'] == 'xfer_run_mcts'}
         for v in LZ_VARIANTS + xfer_variants[1:]:
             other = {r['rep']: r['sec_per_search'] for r in records if r['batch'] == B and r['variant'] == v}
             per_round = [mine[k] / other[k] for k in sorted(mine)]
             loads = [float(r['load'].split()[0]) for r in records if r['batch'] == B]
-            row = dict(batch=B, against=v, ratio_of_medians=statistics.median(mine.values()) / statistics.median(other.values()),
+            of_medians = statistics.median(mine.values()) / statistics.median(other.values())
+            row = dict(batch=B, against=v, ratio_of_medians=of_medians,
                        median_round_ratio=statistics.median(per_round), round_ratios=per_round,
                        load_min=min(loads), load_max=max(loads))
             ratios.append(row)
             print(f"| {B} | {v} | {row['ratio_of_medians']:.3f} | {row['median_round_ratio']:.3f} | "
                   f"{row['load_min']:.2f}-{row['load_max']:.2f} |")
-    Path(args.out).write_text(json.dumps(dict(args=vars(args) | {'lz_python': 'LZ venv', 'xfer_python': 'xfer venv'},
-                                              workers={k: w.info for k, w in workers.items()},
+    run_args = vars(args) | {'lz_python': 'LZ venv', 'xfer_python': 'xfer venv'}
+    Path(args.out).write_text(json.dumps(dict(args=run_args, workers={k: w.info for k, w in workers.items()},
                                               records=records, summary=summary, ratios=ratios), indent=1))
 
 
