@@ -43,6 +43,7 @@ from xfer.dreamer.loading import LoadReport, load_matching_tensors
 from xfer.dreamer.observation import float_to_image
 from xfer.dreamer.world_model import Batch, WorldModel, WorldModelOutputs
 from xfer.nets.rssm import LatentState
+from xfer.run.distributed import average_gradients
 
 WorldModelTerm = Callable[[WorldModelOutputs, Batch], tuple[Tensor, dict[str, Tensor]]]
 RewardFn = Callable[[Imagination], Tensor]
@@ -140,6 +141,7 @@ class DreamerAgent:
 
     def _step(self, opt: torch.optim.Optimizer) -> Tensor:
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        average_gradients(params)  # several processes: the mean over ranks (xfer.run.distributed)
         norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
         opt.step()
         if self.cfg.weight_decay:

@@ -46,6 +46,7 @@ import torch
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.method_config import TrainSchedule
 from xfer.run.context import RunContext
+from xfer.run.distributed import any_rank, share_batch
 from xfer.run.evaluate import renders_images, run_episodes, video_frames, write_video
 
 BatchSource = Callable[[np.random.Generator], Mapping[str, np.ndarray]]
@@ -280,6 +281,7 @@ def train_online(ctx: RunContext, learner: Learner, envs: EnvBatch, replay: Repl
     run = _Run(ctx, learner, evaluator, replay, extra, meta)
     loop, every_log = run.loop, ctx.recipe.logging.every
     batches = batches or replay_batches(replay, schedule.batch, schedule.seq_len, obs_keys)
+    started = loop.updates  # several processes: each rank's batch stream is derived from it
     ctx.progress.update(phase=phase, total=schedule.env_steps, step=loop.env_steps)
     shown = time.monotonic()
     while loop.env_steps < schedule.env_steps:
@@ -306,7 +308,7 @@ def train_online(ctx: RunContext, learner: Learner, envs: EnvBatch, replay: Repl
             finished |= obs["is_last"].astype(bool)
             while loop.updates < schedule.updates_due(loop.env_steps) and replay.num_sequences(
                     schedule.seq_len) > 0:
-                loop.add(learner.train_step(batches(ctx.rng)))
+                loop.add(learner.train_step(share_batch(batches, ctx.rng, started)))
                 loop.updates += 1
             if loop.env_steps >= loop.next_log:
                 run.log_train(loop.env_steps)
@@ -316,7 +318,7 @@ def train_online(ctx: RunContext, learner: Learner, envs: EnvBatch, replay: Repl
                 shown = time.monotonic()
         step = loop.env_steps
         run.maybe_evaluate(step)
-        if ctx.should_stop(step) and step < schedule.env_steps:
+        if any_rank(ctx.should_stop(step)) and step < schedule.env_steps:
             run.save(step)
             return
         if ctx.checkpoint_due(step) and step < schedule.env_steps:
@@ -334,8 +336,9 @@ def train_offline(ctx: RunContext, learner: Learner, batches: BatchSource, sched
     run = _Run(ctx, learner, evaluator, None, extra, meta)
     loop, every_log = run.loop, ctx.recipe.logging.every
     ctx.progress.update(phase=phase, total=schedule.updates, step=loop.updates)
+    started = loop.updates
     while loop.updates < schedule.updates:
-        loop.add(learner.train_step(batches(ctx.rng)))
+        loop.add(learner.train_step(share_batch(batches, ctx.rng, started)))
         loop.updates += 1
         step = loop.updates
         if step % every_log == 0:
@@ -343,7 +346,7 @@ def train_offline(ctx: RunContext, learner: Learner, batches: BatchSource, sched
         ctx.progress.update(step=step, updates=step)
         if step < schedule.updates:
             run.maybe_evaluate(step)
-            if ctx.should_stop(step):
+            if any_rank(ctx.should_stop(step)):
                 run.save(step)
                 return
             if ctx.checkpoint_due(step):

@@ -33,6 +33,7 @@ from xfer.muzero.networks import EfficientZeroNet, set_stat_momentum
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.muzero.support import scalar_to_support, support_to_scalar
 from xfer.muzero.targets import TrainBatch
+from xfer.run.distributed import average_gradients, broadcast_buffers, gather_rows
 
 
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -178,8 +179,10 @@ class Learner:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         (total_loss / self.cfg.unroll_steps).backward()
+        average_gradients(self.net.parameters())  # several processes: the mean over ranks
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
         self.optimizer.step()
+        broadcast_buffers(self.net)  # rank 0's BatchNorm statistics everywhere, as DDP does
         self.train_step += 1
         if self.train_step % self.cfg.target_update_interval == 0:
             self.update_target()
@@ -190,7 +193,7 @@ class Learner:
         losses = self.losses(batch)
         stats = self.step(losses.total)
         if replay is not None:
-            replay.update_priorities(batch.game_ids, batch.steps, losses.priorities)
+            replay.update_priorities(*gather_rows(batch.game_ids, batch.steps, losses.priorities))
         return {**losses.as_dict(), **stats}
 
     def update_target(self) -> None:

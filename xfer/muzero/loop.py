@@ -101,9 +101,15 @@ def efficientzero_update(learner: Learner, replay: PrioritizedReplay, rng: np.ra
     """One EfficientZero update (Eq. 3): sample by priority, reanalyse with the target network (TD horizons
     off-policy corrected by the positions' ages), SGD."""
     from xfer.muzero.targets import TargetSource, make_batch
+    from xfer.run.distributed import rank_rng, share_indices, world
 
     cfg = learner.cfg
+    rng = rank_rng(rng, learner.train_step)  # several processes: this rank's stream and share of the batch
     positions = replay.sample(batch_size or cfg.batch_size, rng, replay.beta(learner.train_step))
+    if world() > 1:
+        share = share_indices(len(positions.game_ids))
+        keys = ("game_ids", "steps", "weights")
+        positions = type(positions)(*(getattr(positions, key)[share] for key in keys))
     batch = make_batch(replay, positions, cfg, TargetSource(learner.target_net), rng, learner.device,
                        ages=replay.ages(positions.game_ids, positions.steps))
     return learner.update(batch, replay)
@@ -223,6 +229,8 @@ class OnlineLoop:
 
     def run(self, resume: dict[str, Any] | None = None) -> bool:
         """Run to ``env_steps``; False when stopped early (a checkpoint was written)."""
+        from xfer.run.distributed import any_rank
+
         ctx, s, cfg = self.ctx, self.settings, self.cfg
         if resume is not None:
             self.load_state_dict(resume)
@@ -251,9 +259,10 @@ class OnlineLoop:
                                env_steps=self.env_step, updates=self.updates)
                 self.next_log = self.env_step + ctx.recipe.logging.every
             ctx.progress.update(step=self.env_step, env_steps=self.env_step, updates=self.updates)
-            if ctx.checkpoint_due(step) or ctx.should_stop(step):
+            stop = any_rank(ctx.should_stop(step))  # several processes stop together
+            if ctx.checkpoint_due(step) or stop:
                 self.save()
-            if ctx.should_stop(step):
+            if stop:
                 return False
         self.run_eval()
         if ctx.recipe.eval.video:
