@@ -137,6 +137,23 @@ def agent_state(net: EfficientZeroNet, cfg: EfficientZeroConfig, legal_mask: np.
             "legal_mask": np.asarray(legal_mask, bool)}
 
 
+def fit_image_channels(cfg: EfficientZeroConfig, env: Any) -> EfficientZeroConfig:
+    """``cfg`` with ``image_channels`` read from the environment's ``image`` space unless the recipe set it:
+    1 or 3 channels are one frame (gray or RGB); more are ``frame_stack`` stacked frames (Atari: 12 -> 3)."""
+    if "image_channels" in cfg.model_fields_set:
+        return cfg
+    try:
+        channels = int(env.observation_space["image"].shape[-1])
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return cfg
+    if channels not in (1, 3):
+        if channels % cfg.frame_stack:
+            raise XferError(f"observation images have {channels} channels, not a multiple of frame_stack "
+                            f"{cfg.frame_stack}", hint="set the model's frame_stack and image_channels")
+        channels //= cfg.frame_stack
+    return cfg.model_copy(update={"image_channels": channels})
+
+
 def legal_mask_of(env: Any, n_actions: int) -> np.ndarray:
     """The environment's legal-action mask over the full head (all legal when it has none)."""
     try:
