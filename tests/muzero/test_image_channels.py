@@ -25,6 +25,7 @@ def test_channels_from_the_image_space(channels: int, expected: int) -> None:
 
 
 def test_an_explicit_setting_wins_and_a_bad_shape_is_one_line() -> None:
-    assert fit_image_channels(EfficientZeroConfig(preset="tiny", image_channels=3), _env(4)).image_channels == 3
+    explicit = EfficientZeroConfig(preset="tiny", image_channels=3)
+    assert fit_image_channels(explicit, _env(4)).image_channels == 3
     with pytest.raises(XferError, match="not a multiple of frame_stack"):
         fit_image_channels(EfficientZeroConfig(preset="tiny"), _env(6))

@@ -44,8 +44,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # ``tiny`` sizes with what makes EfficientZero learn in minutes on one CPU thread (issue 13, measured on a
 # 4-action cue bandit; see the README): one-hot action planes, Adam at 3e-3 (LightZero's classic-control
 # optimiser), batches of 32, g/f batch-norm statistics from the first unroll step, a single frame.
-PRESETS["tiny-cpu"] = {**PRESETS["tiny"], "frame_stack": 1, "batch_size": 32, "optimizer": "adam", "lr": 0.003,
-                       "action_encoding": "one_hot", "model_bn_stats": "first"}
+PRESETS["tiny-cpu"] = {**PRESETS["tiny"], "frame_stack": 1, "batch_size": 32, "optimizer": "adam",
+                       "lr": 0.003, "action_encoding": "one_hot", "model_bn_stats": "first"}
 
 
 class EfficientZeroConfig(BaseModel):
