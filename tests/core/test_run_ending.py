@@ -345,3 +345,15 @@ def test_checkpoints_record_the_event_file_lengths(tmp_path: Path, registry) -> 
     (events,) = rundir.glob("events.out.tfevents.*")
     assert state["tensorboard"] == {events.name: events.stat().st_size}
     assert json.loads((rundir / "run.json").read_text())["status"] == "stopped"
+
+
+def test_a_write_refused_before_the_run_starts_says_how_to_fix_it(tmp_path: Path) -> None:
+    import errno
+
+    from xfer.run.storage import WriteFailed
+
+    hints = {code: WriteFailed(tmp_path / "run.lock", OSError(code, os.strerror(code))).hint or ""
+             for code in (errno.EROFS, errno.EACCES, errno.ENOSPC, errno.EFBIG)}
+    # xfer resume on a read-only run directory printed only "read-only file system while writing .../run.lock"
+    assert "writable" in hints[errno.EROFS] and "writable" in hints[errno.EACCES]
+    assert "free some space" in hints[errno.ENOSPC] and "ulimit -f" in hints[errno.EFBIG]

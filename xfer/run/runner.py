@@ -7,7 +7,6 @@ one-line error (2 for user errors such as a full disk), aborted by a second Ctrl
 
 from __future__ import annotations
 
-import errno
 import json
 import shutil
 import signal
@@ -30,7 +29,7 @@ from xfer.run.context import RunContext
 from xfer.run.lock import LOCK_FILE, RunLock
 from xfer.run.logger import MetricLogger
 from xfer.run.progress import Progress
-from xfer.run.storage import DISK_ERRNOS, WriteFailed, writing
+from xfer.run.storage import DISK_ERRNOS, WriteFailed, fix_for, writing
 
 RECIPE_FILE = "recipe.yaml"
 EXIT_STOPPED, EXIT_ABORTED = 3, 130
@@ -221,10 +220,7 @@ def _with_checkpoint(err: WriteFailed, rundir: Path, checkpointer: Checkpointer)
     last = checkpointer.last_good
     err.message += (f"; the last good checkpoint is {last}" if last is not None
                     else "; no checkpoint was written yet")
-    fixes = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
-             errno.EFBIG: "raise the file-size limit (ulimit -f)"}
-    fix = fixes.get(err.errno or 0, f"make {rundir} writable")
-    err.hint = f"{fix}, then continue with `xfer resume {rundir}`"
+    err.hint = f"{fix_for(err.errno, rundir)}, then continue with `xfer resume {rundir}`"
     return err
 
 

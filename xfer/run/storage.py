@@ -24,6 +24,13 @@ _REASONS = {
     errno.EPERM: "operation not permitted",
 }
 DISK_ERRNOS = frozenset(_REASONS)
+_FIXES = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
+          errno.EFBIG: "raise the file-size limit (ulimit -f)"}
+
+
+def fix_for(code: int | None, directory: Path | str) -> str:
+    """What to do about a refused write: free space, raise the size limit, or make ``directory`` writable."""
+    return _FIXES.get(code or 0, f"make {directory} writable")
 
 
 class WriteFailed(XferError):
@@ -33,7 +40,8 @@ class WriteFailed(XferError):
         self.path, self.errno = str(path), error.errno
         self.reason = _REASONS.get(error.errno or 0) or (
             os.strerror(error.errno).lower() if error.errno else str(error))
-        super().__init__(f"{self.reason} while writing {self.path}")
+        super().__init__(f"{self.reason} while writing {self.path}",
+                         hint=f"{fix_for(error.errno, 'the directory')} or write elsewhere, then try again")
 
 
 @contextmanager
