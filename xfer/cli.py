@@ -7,6 +7,7 @@ list-plugins`` and ``xfer validate`` answer in about a second.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -63,6 +64,7 @@ def run(
     stop_after: Annotated[int | None, typer.Option(
         help="stop with a checkpoint once the loop reaches this step (resume later)")] = None,
     rundir: Annotated[Path | None, typer.Option(help="explicit new run directory")] = None,
+    nproc: Annotated[int, typer.Option(help="data-parallel processes (one per GPU); batch is global")] = 1,
 ) -> None:
     """Run a recipe in a new run directory (runs/NAME/TIMESTAMP).
 
@@ -72,7 +74,14 @@ def run(
     """
     from xfer.run.runner import start_run
 
-    rundir = start_run(recipe, set_ or [], stop_at=stop_after, console=err, rundir=rundir)
+    if nproc > 1 or os.environ.get("WORLD_SIZE", "1") != "1":
+        from xfer.run.distributed import start
+
+        rundir = start(recipe, set_ or [], rundir, stop_after, nproc, resume=False)
+        if rundir is None:
+            return
+    else:
+        rundir = start_run(recipe, set_ or [], stop_at=stop_after, console=err, rundir=rundir)
     out.print(f"run directory: {rundir}", highlight=False, markup=False)
     _exit_if_stopped(rundir)
 
@@ -90,6 +99,7 @@ def resume(
     stop_after: Annotated[int | None, typer.Option(help="stop again at this step")] = None,
     from_scratch: Annotated[bool, typer.Option(
         "--from-scratch", help="start over from step 0; old files go to RUNDIR/previous-<time>/")] = False,
+    nproc: Annotated[int, typer.Option(help="data-parallel processes (any number)")] = 1,
 ) -> None:
     """Continue a run from its newest checkpoint, exactly where it stopped (a finished run is left as it is).
 
@@ -97,7 +107,14 @@ def resume(
     """
     from xfer.run.runner import resume_run
 
-    resume_run(rundir, stop_at=stop_after, console=err, from_scratch=from_scratch)
+    if nproc > 1 or os.environ.get("WORLD_SIZE", "1") != "1":
+        from xfer.run.distributed import start
+
+        if from_scratch:
+            raise XferError("--from-scratch works with one process", hint="drop --nproc for it")
+        start(None, [], rundir, stop_after, nproc, resume=True)
+    else:
+        resume_run(rundir, stop_at=stop_after, console=err, from_scratch=from_scratch)
     out.print(f"run directory: {rundir}", highlight=False, markup=False)
     _exit_if_stopped(rundir)
 

@@ -160,3 +160,39 @@ def test_one_process_is_unchanged() -> None:
     assert distributed.share_batch(lambda r: batch, rng, 0)["x"].tolist() == [0, 1, 2, 3]
     assert distributed.any_rank(True) and not distributed.any_rank(False)
     assert distributed.gather_rows(np.ones(2))[0].tolist() == [1, 1]
+
+
+def test_run_on_two_processes_then_resume_on_one(tmp_path: Path) -> None:
+    pytest.importorskip("gymnasium")
+    from xfer.run.checkpoint import Checkpointer
+    from xfer.run.runner import resume_run, run_status
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "dreamer_gym_cartpole.yaml"
+    sets = ["device=cpu", f"logdir={tmp_path / 'runs'}", "eval.episodes=1", "eval.every=1000",
+            "logging.live=false", "logging.every=20", "checkpoint.every=40", "dreamer.train.env_steps=120",
+            "dreamer.train.prefill=40", "dreamer.train.pretrain=4", "dreamer.train.train_every=4",
+            "dreamer.train.batch=4", "dreamer.train.seq_len=8", "perf.threads=1"]
+    rundir = distributed.start(recipe, sets, None, 60, nproc=2, resume=False)
+    assert rundir is not None and run_status(rundir)["status"] == "stopped"
+    assert [p.name for p in rundir.parent.iterdir()] == [rundir.name], "scratch copies are removed"
+    assert not (rundir / "ranks").exists() and (rundir / "replay").is_dir()
+    stopped = Checkpointer(rundir / "checkpoints").load_latest()[1]["method"]["loop"]["updates"]
+    assert stopped > 0
+    resume_run(rundir)  # one process continues the two-process run
+    assert run_status(rundir)["status"] == "done"
+    final = Checkpointer(rundir / "checkpoints").load_latest()[1]["method"]["loop"]
+    assert final["env_steps"] >= 120 and final["updates"] > stopped
+
+
+def test_a_batch_that_does_not_split_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xfer.errors import XferError
+
+    monkeypatch.setattr(distributed, "world", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "_generators", {})
+    rng = np.random.default_rng(0)
+    batch = distributed.share_batch(lambda r: {"x": np.arange(6)}, rng, 0)
+    assert batch["x"].tolist() == [1, 3, 5]
+    with pytest.raises(XferError, match="multiple of 2"):
+        distributed.share_batch(lambda r: {"x": np.arange(5)}, rng, 0)
+    assert distributed.share_indices(4) == slice(1, None, 2)

@@ -287,6 +287,7 @@ def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None
                 if task.dataset is not None and task.dataset.collect is not None:
                     ensure_dataset(task, recipe.env_for(task), recipe.datadir, registry=registry)
         latest = None
+        finished = resume and runner.run_status(rundir).get("status") == "done"
         if not is_main():
             latest = runner.resume_point(rundir, recipe, Console(quiet=True)) if resume else None
             shutil.rmtree(scratch, ignore_errors=True)
@@ -298,7 +299,7 @@ def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None
                 runner.resume_run(rundir, registry, stop_at=stop_at)
             else:
                 runner.start_run(path, overrides, registry, stop_at=stop_at, rundir=rundir)
-        else:
+        elif not finished:
             spec = registry.method(recipe.method)
             run_fn = load_attr(spec.run, what=f"method {spec.name!r}", extra=spec.extra)
             run_fn(recipe, follower_context(recipe, rundir, scratch, registry, latest, stop_at))
@@ -306,3 +307,33 @@ def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None
         barrier()
     finally:
         teardown()
+
+
+def start(recipe_path: Path | None, overrides: list[str], rundir: Path | None, stop_at: int | None,
+          nproc: int, resume: bool) -> Path | None:
+    """``xfer run/resume --nproc N``: ``nproc`` local processes, or, under torchrun (``WORLD_SIZE`` set),
+    this process as its rank. Returns the run directory (None on ranks above 0 under torchrun)."""
+    if nproc < 1:
+        raise XferError(f"--nproc {nproc}: give 1 or more processes")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        run_rank(recipe_path, overrides, rundir, stop_at, resume)
+        return rundir
+    if rundir is None:
+        from xfer.plugins import get_registry
+        from xfer.recipe_io import load_recipe
+        from xfer.run.runner import new_rundir
+
+        assert recipe_path is not None
+        rundir = new_rundir(load_recipe(recipe_path, get_registry(), overrides))
+    import torch.multiprocessing as mp
+
+    try:
+        launch(nproc, run_rank, recipe_path, overrides, rundir, stop_at, resume)
+    except mp.ProcessRaisedException as err:
+        lines = [line for line in str(err).strip().splitlines() if line.strip()]
+        raise XferError(f"a process of the {nproc}-process run failed: {lines[-1] if lines else err}",
+                        hint=f"see {rundir}/run.json; continue with `xfer resume {rundir}`") from None
+    except mp.ProcessExitedException as err:
+        raise XferError(f"a process of the {nproc}-process run ended early ({err})",
+                        hint=f"continue with `xfer resume {rundir}`") from None
+    return rundir
