@@ -143,6 +143,15 @@ def test_resume_after_a_line_cut_off_by_a_full_disk(tmp_path: Path, registry) ->
     assert read_metrics(rundir / "metrics.jsonl") == read_metrics(full / "metrics.jsonl")
 
 
+def test_resume_after_bytes_that_are_not_text_in_metrics(tmp_path: Path, registry) -> None:
+    full = start_run(recipe_file(tmp_path, "whole", 40), registry=registry)
+    rundir = start_run(recipe_file(tmp_path, "bytes", 40), registry=registry, stop_at=20)
+    with open(rundir / "metrics.jsonl", "ab") as f:
+        f.write(b'{"step": 21, "x\xdc\xff\n')  # a damaged line: UnicodeDecodeError traceback before
+    resume_run(rundir, registry=registry, console=quiet())
+    assert read_metrics(rundir / "metrics.jsonl") == read_metrics(full / "metrics.jsonl")
+
+
 # ---- a finished run ----------------------------------------------------------------------------------------
 def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path, registry) -> None:
     rundir = start_run(recipe_file(tmp_path, "fin", 20), registry=registry)

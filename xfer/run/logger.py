@@ -144,9 +144,10 @@ def cut_events(rundir: Path, lengths: dict[str, int]) -> None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All lines of a ``metrics.jsonl`` (a half-written last line, from a crash, is ignored)."""
+    """All lines of a ``metrics.jsonl`` (a half-written last line, from a crash, or a line with bytes that
+    are not UTF-8 text is ignored)."""
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
