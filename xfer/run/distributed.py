@@ -258,7 +258,7 @@ def follower_context(recipe: Any, rundir: Path, scratch: Path, registry: Any, la
 
 
 def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None, stop_at: int | None,
-             resume: bool) -> None:
+             resume: bool) -> Path:
     """One rank of ``xfer run --nproc N`` / ``xfer resume --nproc N`` (or of torchrun): join the group;
     rank 0 makes the run directory (unless given) and the cached datasets, ranks above 0 prepare their
     scratch copies; then rank 0 runs as a single-process run would and the others follow in step."""
@@ -307,6 +307,7 @@ def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None
         barrier()
     finally:
         teardown()
+    return rundir
 
 
 def start(recipe_path: Path | None, overrides: list[str], rundir: Path | None, stop_at: int | None,
@@ -316,8 +317,8 @@ def start(recipe_path: Path | None, overrides: list[str], rundir: Path | None, s
     if nproc < 1:
         raise XferError(f"--nproc {nproc}: give 1 or more processes")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        run_rank(recipe_path, overrides, rundir, stop_at, resume)
-        return rundir
+        made = run_rank(recipe_path, overrides, rundir, stop_at, resume)
+        return made if int(os.environ.get("RANK", "0")) == 0 else None
     if rundir is None:
         from xfer.plugins import get_registry
         from xfer.recipe_io import load_recipe
