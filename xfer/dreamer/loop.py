@@ -46,7 +46,7 @@ import torch
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.method_config import TrainSchedule
 from xfer.run.context import RunContext
-from xfer.run.distributed import any_rank, share_batch
+from xfer.run.distributed import any_rank, same_on_all, share_batch
 from xfer.run.evaluate import renders_images, run_episodes, video_frames, write_video
 
 BatchSource = Callable[[np.random.Generator], Mapping[str, np.ndarray]]
@@ -294,6 +294,7 @@ def train_online(ctx: RunContext, learner: Learner, envs: EnvBatch, replay: Repl
                 action = envs.random_actions(ctx.rng)
             else:
                 action, state = learner.act(obs, state, True)
+                action = same_on_all(action)  # several processes: rank 0's actions everywhere
             obs, reward, success = envs.step(action)
             envs.store(replay, obs, action, reward, success)
             loop.env_steps += envs.n * envs.repeat

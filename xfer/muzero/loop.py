@@ -288,8 +288,10 @@ class OnlineLoop:
 
     def train(self) -> None:
         """Catch up with the updates owed; refresh the acting network every ``actor_update_interval``."""
+        from xfer.run.distributed import any_rank
+
         s, cfg = self.settings, self.cfg
-        if self.replay.num_transitions < cfg.min_replay_size:
+        if any_rank(self.replay.num_transitions < cfg.min_replay_size):  # several processes agree
             return
         while self.updates < updates_due(self.env_step, s.env_steps, cfg.training_steps):
             self.last_stats = self.update()

@@ -152,6 +152,16 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
+def same_on_all(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (the actions of lockstep acting, so GPU rounding differences between
+    processes cannot make their environments, and with them their loops, drift apart)."""
+    if world() == 1:
+        return value
+    box = [value if is_main() else None]
+    dist.broadcast_object_list(box, 0)
+    return box[0]
+
+
 def gather_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every rank's rows of ``arrays`` concatenated in rank order (the arrays themselves on one process)."""
     if world() == 1:
