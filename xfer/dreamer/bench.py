@@ -2,7 +2,8 @@
 
 The default shapes are sheeprl 0.8.4's DreamerV2 defaults (64×64×3 images, B 16 × L 50, 4-d continuous
 action) with the ``paper`` preset (CNN depth 48, GRU 600, 32×32 latents, MLPs 4×400, horizon 15), so the
-result compares directly with sheeprl's 13.8 s/step on a 2-core CPU (``../shared/BENCHMARKS.md``).
+result compares directly with sheeprl's DreamerV2 (``benchmarks/dreamer_vs_sheeprl.py`` times both side by
+side).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def bench_train_step(cfg: DreamerConfig, batch: int = 16, seq: int = 50, act_dim
         flops = counter.get_total_flops()
     return {
         "median_s_per_step": median, "min_s_per_step": min(times), "max_s_per_step": max(times),
+        "s_per_step_each": times,
         "updates_per_s": 1.0 / median, "peak_mem_mb": _peak_memory_mb(dev),
         "gflop_per_step": flops / 1e9, "achieved_gflops": flops / 1e9 / median,
         "matmul_gflops": matmul_gflops(device=dev), "threads": torch.get_num_threads(),
