@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xfer.errors import XferError
-from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint, fit_image_channels
+from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint, fit_to_env
 from xfer.muzero.loop import OnlineLoop, build_learner, efficientzero_update, make_task_env, role_seeds
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.recipe import Recipe
@@ -24,7 +24,7 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
         raise XferError("efficientzero needs a target task", hint="add `target: {suite: atari, task: ...}`")
     probe = make_task_env(ctx, recipe.target, 0, cfg.selfplay.train_env_options)
     try:
-        model = fit_image_channels(cfg.model, probe)
+        model = fit_to_env(cfg.model, probe)
     finally:
         probe.close()
     learner = build_learner(model, ctx.device, int(role_seeds(recipe.seed, "learner")[0]))

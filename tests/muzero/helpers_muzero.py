@@ -85,7 +85,7 @@ def learn(env_cls: type[gym.Env], updates: int, seed: int = 0, num_envs: int = 4
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = EfficientZeroConfig.model_validate({"preset": "tiny-cpu", "image_size": SIZE, "image_channels": 1,
-                                              "n_actions": env_cls.n_actions, "training_steps": updates,
+                                              "n_actions": env_cls.n_actions,
                                               **overrides})
     learner, replay = Learner(cfg), PrioritizedReplay(cfg)
     envs = [env_cls() for _ in range(num_envs)]
@@ -109,3 +109,14 @@ def learn(env_cls: type[gym.Env], updates: int, seed: int = 0, num_envs: int = 4
             result = evaluate(MuZeroAgent(learner.net, cfg), eval_envs, rng.integers(2**31, size=8))
             returns.append(result["eval/return"])
     return returns
+
+
+class StateBandit(CueBandit):
+    """The cue bandit with a state vector (the one-hot cue) instead of a frame, for the mlp networks."""
+
+    def __init__(self, steps: int = 10) -> None:
+        super().__init__(steps)
+        self.observation_space = gym.spaces.Dict({"state": gym.spaces.Box(0.0, 1.0, (4,), np.float32)})
+
+    def _obs(self) -> dict[str, Any]:
+        return {"state": np.eye(4, dtype=np.float32)[self.cue], "is_first": self.t == 0}

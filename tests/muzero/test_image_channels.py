@@ -8,7 +8,7 @@ import pytest
 from helpers_muzero import CueBandit
 
 from xfer.errors import XferError
-from xfer.muzero.agent import fit_image_channels
+from xfer.muzero.agent import fit_to_env
 from xfer.muzero.config import EfficientZeroConfig
 
 
@@ -21,11 +21,11 @@ def _env(channels: int) -> CueBandit:
 @pytest.mark.parametrize(("channels", "expected"), [(1, 1), (3, 3), (4, 1), (12, 3)])
 def test_channels_from_the_image_space(channels: int, expected: int) -> None:
     cfg = EfficientZeroConfig(preset="tiny")  # frame_stack 4
-    assert fit_image_channels(cfg, _env(channels)).image_channels == expected
+    assert fit_to_env(cfg, _env(channels)).image_channels == expected
 
 
 def test_an_explicit_setting_wins_and_a_bad_shape_is_one_line() -> None:
     explicit = EfficientZeroConfig(preset="tiny", image_channels=3)
-    assert fit_image_channels(explicit, _env(4)).image_channels == 3
+    assert fit_to_env(explicit, _env(4)).image_channels == 3
     with pytest.raises(XferError, match="not a multiple of frame_stack"):
-        fit_image_channels(EfficientZeroConfig(preset="tiny"), _env(6))
+        fit_to_env(EfficientZeroConfig(preset="tiny"), _env(6))

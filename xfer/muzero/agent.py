@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -56,7 +57,7 @@ class FrameStacker:
         self.frames: np.ndarray | None = None  # [B, stack, c, H, W]
 
     def push(self, frame: np.ndarray, is_first: np.ndarray | None) -> np.ndarray:
-        """Add the newest frames ``[B, c, H, W]``; returns the network input ``[B, stack * c, H, W]``."""
+        """Add the newest frames ``[B, c, H, W]`` (or states ``[B, D]``); returns ``[B, stack * c, H, W]``."""
         batch = frame.shape[0]
         first = np.ones(batch, bool) if is_first is None else np.asarray(is_first, bool).reshape(batch)
         if self.frames is None or self.frames.shape[0] != batch:
@@ -68,10 +69,24 @@ class FrameStacker:
         return self.frames.reshape(batch, -1, *frame.shape[2:])
 
 
+def newest_state(obs: dict[str, Any], cfg: EfficientZeroConfig) -> np.ndarray:
+    """``[B, D]`` float32 state vectors of a batched observation (the mlp networks' frames)."""
+    if "state" not in obs:
+        raise XferError("the mlp EfficientZero networks need state observations ('state'), the environment "
+                        "gives none", hint="use network: conv for image observations")
+    state = np.asarray(obs["state"], np.float32).reshape(len(np.asarray(obs["state"])), -1)
+    if state.shape[1] != cfg.state_dim:
+        raise XferError(f"state vectors have {state.shape[1]} entries, the network expects {cfg.state_dim}",
+                        hint="leave the model's state_dim unset so the run reads it from the environment")
+    return state
+
+
 def network_input(obs: dict[str, np.ndarray], stacker: FrameStacker) -> np.ndarray:
-    """The stacked uint8 network input for a batched observation."""
-    image = np.asarray(obs["image"])
+    """The stacked network input for a batched observation: uint8 frames, or float32 state vectors."""
     cfg = stacker.cfg
+    if cfg.network == "mlp":
+        return stacker.push(newest_state(obs, cfg), obs.get("is_first"))
+    image = np.asarray(obs["image"])
     if image.ndim == 4 and image.shape[-1] == cfg.obs_channels and cfg.frame_stack > 1:
         return np.ascontiguousarray(image.transpose(0, 3, 1, 2))
     return stacker.push(newest_frame(image, cfg), obs.get("is_first"))
@@ -137,15 +152,22 @@ def agent_state(net: EfficientZeroNet, cfg: EfficientZeroConfig, legal_mask: np.
             "legal_mask": np.asarray(legal_mask, bool)}
 
 
-def fit_image_channels(cfg: EfficientZeroConfig, env: Any) -> EfficientZeroConfig:
-    """``cfg`` with ``image_channels`` read from the environment's ``image`` space unless the recipe set it:
-    1 or 3 channels are one frame (gray or RGB); more are ``frame_stack`` stacked frames (Atari: 12 -> 3)."""
-    if "image_channels" in cfg.model_fields_set:
+def fit_to_env(cfg: EfficientZeroConfig, env: Any) -> EfficientZeroConfig:
+    """``cfg`` fitted to the environment's observation space, in what the recipe left unset: the network
+    (conv for an ``image`` entry, mlp for a ``state`` vector alone), ``state_dim`` from the state's length,
+    and ``image_channels``: 1 or 3 channels are one frame (gray or RGB); more are ``frame_stack`` stacked
+    frames (Atari's RGB 12 -> 3, its gray 4 -> 1)."""
+    space = getattr(env, "observation_space", None)
+    keys = set(space.spaces) if isinstance(space, gym.spaces.Dict) else set()
+    if "network" not in cfg.model_fields_set and keys:
+        cfg = cfg.model_copy(update={"network": "conv" if "image" in keys else "mlp"})
+    if cfg.network == "mlp":
+        if "state_dim" in cfg.model_fields_set or "state" not in keys:
+            return cfg
+        return cfg.model_copy(update={"state_dim": int(np.prod(space["state"].shape))})
+    if "image_channels" in cfg.model_fields_set or "image" not in keys:
         return cfg
-    try:
-        channels = int(env.observation_space["image"].shape[-1])
-    except (KeyError, TypeError, AttributeError, IndexError):
-        return cfg
+    channels = int(space["image"].shape[-1])
     if channels not in (1, 3):
         if channels % cfg.frame_stack:
             raise XferError(f"observation images have {channels} channels, not a multiple of frame_stack "
@@ -243,6 +265,8 @@ class SelfPlay:
         self.stacked: np.ndarray | None = None
 
     def _frame(self, obs: dict[str, Any]) -> np.ndarray:
+        if self.cfg.network == "mlp":
+            return newest_state({"state": np.asarray(obs["state"])[None]}, self.cfg)[0]
         return newest_frame(np.asarray(obs["image"])[None], self.cfg)[0]
 
     def _new_game(self, i: int, seed: int | None) -> np.ndarray:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xfer.presets import expand_preset
 
-PresetName = Literal["tiny", "tiny-cpu", "paper", "paper-L"]
+PresetName = Literal["tiny", "tiny-cpu", "tiny-mlp", "cartpole", "paper", "paper-L"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -46,6 +46,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 # optimiser), batches of 32, g/f batch-norm statistics from the first unroll step, a single frame.
 PRESETS["tiny-cpu"] = {**PRESETS["tiny"], "frame_stack": 1, "batch_size": 32, "optimizer": "adam",
                        "lr": 0.003, "action_encoding": "one_hot", "model_bn_stats": "first"}
+# State vectors: the MLP networks at test size, and LightZero's CartPole widths (latent and LSTM 128).
+PRESETS["tiny-mlp"] = {**PRESETS["tiny-cpu"], "network": "mlp", "latent_dim": 32, "mlp_hidden": 64}
+PRESETS["cartpole"] = {**PRESETS["tiny-cpu"], "network": "mlp", "latent_dim": 128, "mlp_hidden": 128,
+                       "lstm_hidden": 128, "head_hidden": 32, "proj_hidden": 128, "proj_out": 128,
+                       "pred_hidden": 64, "num_simulations": 25, "batch_size": 64, "discount": 0.997}
 
 
 class EfficientZeroConfig(BaseModel):
@@ -60,6 +65,13 @@ class EfficientZeroConfig(BaseModel):
     image_channels: int = Field(3, ge=1)
     frame_stack: int = Field(4, ge=1)
     n_actions: int = Field(18, ge=2)
+
+    # State vectors (xfer; EZ and LightZero ship an MLP variant for classic control): ``network: mlp``.
+    network: Literal["conv", "mlp"] = Field("conv", description="conv for images, mlp for state vectors; "
+                                                                "runs pick it from the observation space")
+    state_dim: int = Field(4, ge=1, description="Length of one state vector (mlp); runs read it from the env")
+    latent_dim: int = Field(64, ge=2, description="Latent width of the mlp networks.")
+    mlp_hidden: int = Field(128, ge=1, description="Hidden width of the mlp representation.")
 
     # Architecture (Appendix H; hidden sizes of the heads and projector from EZ code).
     channels: int = Field(64, ge=2, description="Planes of the latent state.")
@@ -140,9 +152,14 @@ class EfficientZeroConfig(BaseModel):
         return self
 
     @property
+    def frame_width(self) -> int:
+        """Channels of one frame (conv) or length of one state vector (mlp)."""
+        return self.state_dim if self.network == "mlp" else self.image_channels
+
+    @property
     def obs_channels(self) -> int:
-        """Input planes of the representation network: stacked frames times image channels."""
-        return self.frame_stack * self.image_channels
+        """Input planes (or features, mlp) of the representation network: stacked frames times frame width."""
+        return self.frame_stack * self.frame_width
 
     @property
     def support_bins(self) -> int:

@@ -10,7 +10,16 @@ Steps past the end of a history are masked. Terms are importance-weighted, combi
 coefficients 0.25 / 1 / 1 / 2 (Table 4; XTRA's code values), and the gradient into each predicted latent
 is halved (MuZero's ``scale_gradient``). Following EZ code the total is scaled by 1/K before backward,
 gradients are clipped to norm 5, and SGD (lr 0.2, momentum 0.9, wd 1e-4) warms up linearly, then decays
-stepwise. Weight decay is the optimiser's, so c||theta|| of Eq. 3 is not a loss term.
+stepwise. Weight decay is the optimiser's, so c||theta|| of Eq. 3 is not a loss term. The online and
+target views are augmented by a random shift, then a random intensity (EZ code's default pipeline).
+``optimizer: adam`` is offered for CPU-scale runs (LightZero's classic-control setting).
+
+Batch norm (xfer, issue 13): in training each unroll step is normalised with its own batch statistics,
+while EZ code's running statistics, which search and reanalyse use, average all K steps, weighted towards
+the last ones; search then evaluates a different model than the one trained (measured on a cue bandit:
+rewards separate in train mode, not in eval mode). ``model_bn_stats: first`` lets only the first model step
+(root latents and their children) update the running statistics of g and f, which makes the two modes
+agree where search spends most of its simulations; ``all`` (the default) is EZ code.
 
 For XTRA (Eq. 1-2): call :meth:`Learner.losses` on the joint batch of all tasks, split its
 ``Losses.per_sample`` into per-task losses, combine them with :func:`weighted_total`, take per-task
@@ -113,10 +122,14 @@ class Learner:
         """Forward pass of Eq. 3 on one batch (one task's batch, for XTRA)."""
         cfg, net = self.cfg, self.net
         net.train()
-        K, stack, c, n = cfg.unroll_steps, cfg.frame_stack, cfg.image_channels, cfg.support_size
-        obs = batch.obs.float() / 255.0
-        online_obs = augment(obs[:, :stack * c], cfg.augment_shift, cfg.augment_intensity)
-        target_window = augment(obs[:, c:], cfg.augment_shift, cfg.augment_intensity)
+        K, stack, c, n = cfg.unroll_steps, cfg.frame_stack, cfg.frame_width, cfg.support_size
+        if batch.obs.dtype == torch.uint8:  # images: scaled to [0, 1] and augmented; state vectors as given
+            obs = batch.obs.float() / 255.0
+            online_obs = augment(obs[:, :stack * c], cfg.augment_shift, cfg.augment_intensity)
+            target_window = augment(obs[:, c:], cfg.augment_shift, cfg.augment_intensity)
+        else:
+            obs = batch.obs.float()
+            online_obs, target_window = obs[:, :stack * c], obs[:, c:]
         legal = batch.legal
 
         latent = net.represent(online_obs)

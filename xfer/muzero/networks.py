@@ -2,9 +2,10 @@
 
 Representation h: 96x96 stacked frames -> 64x6x6 latent through a downsampling stack with residual blocks
 (1 trailing block; 4 in EfficientZero-L). Dynamics g: latent + one constant action plane (a / |A|, EZ code)
--> next latent, and the value prefix from an LSTM over the flattened reward features. Prediction f:
-latent -> policy logits and categorical value. Projector + prediction head for the SimSiam consistency
-loss (Ye et al. 2021, Sec. 4.1); all widths from :class:`~xfer.muzero.config.EfficientZeroConfig`.
+or one plane per action (``action_encoding: one_hot``, LightZero's default) -> next latent, and the value
+prefix from an LSTM over the flattened reward features. Prediction f: latent -> policy logits and
+categorical value. Projector + prediction head for the SimSiam consistency loss (Ye et al. 2021,
+Sec. 4.1); all widths from :class:`~xfer.muzero.config.EfficientZeroConfig`.
 """
 
 from __future__ import annotations
@@ -164,10 +165,18 @@ class EfficientZeroNet(nn.Module):
     def __init__(self, cfg: EfficientZeroConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.representation = RepresentationNetwork(cfg)
-        self.dynamics_net = DynamicsNetwork(cfg)
-        self.prediction = PredictionNetwork(cfg)
-        flat = cfg.channels * cfg.latent_size**2
+        if cfg.network == "mlp":
+            from xfer.muzero.mlp_networks import MlpDynamics, MlpPrediction, MlpRepresentation
+
+            self.representation: nn.Module = MlpRepresentation(cfg)
+            self.dynamics_net: nn.Module = MlpDynamics(cfg)
+            self.prediction: nn.Module = MlpPrediction(cfg)
+            flat = cfg.latent_dim
+        else:
+            self.representation = RepresentationNetwork(cfg)
+            self.dynamics_net = DynamicsNetwork(cfg)
+            self.prediction = PredictionNetwork(cfg)
+            flat = cfg.channels * cfg.latent_size**2
         self.projector = nn.Sequential(
             nn.Linear(flat, cfg.proj_hidden), nn.BatchNorm1d(cfg.proj_hidden), nn.ReLU(),
             nn.Linear(cfg.proj_hidden, cfg.proj_hidden), nn.BatchNorm1d(cfg.proj_hidden), nn.ReLU(),
@@ -177,7 +186,7 @@ class EfficientZeroNet(nn.Module):
             nn.Linear(cfg.pred_hidden, cfg.proj_out))
 
     def represent(self, obs: torch.Tensor) -> torch.Tensor:
-        """Stacked frames (uint8 in [0, 255] or float in [0, 1]) -> latent."""
+        """Stacked frames (uint8 in [0, 255] or float in [0, 1]) or stacked state vectors -> latent."""
         if obs.dtype == torch.uint8:
             obs = obs.float() / 255.0
         return self.representation(obs)

@@ -42,7 +42,7 @@ class TargetSource:
 
 @dataclass
 class TrainBatch:
-    obs: torch.Tensor  # uint8 [B, (stack + K) * c, H, W]: frames t-stack+1 .. t+K
+    obs: torch.Tensor  # uint8 [B, (stack + K) * c, H, W]: frames t-stack+1 .. t+K (float [B, (stack+K) * D])
     actions: torch.Tensor  # long [B, K]
     mask: torch.Tensor  # float [B, K]: 1 while t + k is inside the history
     legal: torch.Tensor  # bool [B, A]
@@ -200,8 +200,9 @@ def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: Eff
     def as_t(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
 
+    obs_window = np.stack([i[0] for i in inputs])
     return TrainBatch(
-        obs=as_t(np.stack([i[0] for i in inputs]), torch.uint8),
+        obs=as_t(obs_window, torch.uint8 if obs_window.dtype == np.uint8 else torch.float32),
         actions=as_t(np.stack([i[1] for i in inputs]), torch.long),
         mask=as_t(np.stack([i[2] for i in inputs]), torch.float32),
         legal=as_t(legal, torch.bool), target_value=as_t(values, torch.float32),
