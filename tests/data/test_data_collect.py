@@ -116,3 +116,12 @@ def test_collect_on_real_dmc_cartpole(tmp_path: Path) -> None:
     episode = dataset.episode(1)
     assert episode["image"].std() > 5  # a rendered scene, not a blank frame
     assert episode["reward"][1:].sum() > 0 and episode["reward"][0] == 0
+
+
+def test_progress_off_a_terminal_is_complete_plain_lines(tmp_path: Path, registry, capsys) -> None:
+    collect("fake", "reach", EnvSettings(), "random", 3, tmp_path / "plain", seed=0, progress=True,
+            registry=registry)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    # a rich bar off a terminal was one line cut to 80 columns: "collecting fake/reach (r… epi… last: 10 st…"
+    assert lines and lines[-1].startswith("collecting fake/reach") and "…" not in "".join(lines)
+    assert "3/3 episodes" in lines[-1] and "last: 10 steps, return" in lines[-1]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from xfer.registry import Registry, load_attr
 from xfer.run.storage import writing
 
 Report = Callable[[dict[str, Any]], None]
+_PLAIN_EVERY_S = 30.0  # off a terminal: one progress line at most this often, and one at the end
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -233,6 +235,7 @@ def _start_manifest(out: Path, header: dict[str, Any], episodes: int) -> dict[st
 
 def _run_jobs(jobs: list[WorkerJob], summaries: list[dict[str, Any]], label: str, progress: bool) -> None:
     """Run the jobs (in this process when there is one), appending each episode's summary."""
+    from rich import get_console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -243,16 +246,23 @@ def _run_jobs(jobs: list[WorkerJob], summaries: list[dict[str, Any]], label: str
     )
 
     total = sum(len(job.indices) for job in jobs)
+    console = get_console()
+    plain = progress and not console.is_terminal  # logs and pipes: whole plain lines, not a cut-off bar
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[last]}"))
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    printed = [time.monotonic()]
+    with Progress(*columns, disable=not progress or plain, transient=False, console=console) as bar:
         task_id = bar.add_task(f"collecting {label}", total=total, last="")
 
         def on_episode(summary: dict[str, Any]) -> None:
             summaries.append(summary)
             success = " success" if summary["success"] else ""
-            bar.update(task_id, advance=1,
-                       last=f"last: {summary['length']} steps, return {summary['return']:.1f}{success}")
+            last = f"last: {summary['length']} steps, return {summary['return']:.1f}{success}"
+            bar.update(task_id, advance=1, last=last)
+            if plain and (len(summaries) == total or time.monotonic() - printed[0] >= _PLAIN_EVERY_S):
+                printed[0] = time.monotonic()
+                console.print(f"collecting {label}: {len(summaries)}/{total} episodes, {last}", markup=False,
+                              highlight=False, soft_wrap=True)
 
         if len(jobs) == 1:
             run_worker(jobs[0], on_episode)
