@@ -29,3 +29,11 @@ def test_an_explicit_setting_wins_and_a_bad_shape_is_one_line() -> None:
     assert fit_to_env(explicit, _env(4)).image_channels == 3
     with pytest.raises(XferError, match="not a multiple of frame_stack"):
         fit_to_env(EfficientZeroConfig(preset="tiny"), _env(6))
+
+
+def test_network_state_dim_and_actions_from_a_state_space() -> None:
+    from helpers_muzero import StateBandit
+
+    cfg = fit_to_env(EfficientZeroConfig(preset="tiny"), StateBandit())
+    assert (cfg.network, cfg.state_dim, cfg.n_actions) == ("mlp", 4, 4)
+    assert fit_to_env(EfficientZeroConfig(preset="tiny"), CueBandit()).network == "conv"

@@ -153,12 +153,16 @@ def agent_state(net: EfficientZeroNet, cfg: EfficientZeroConfig, legal_mask: np.
 
 
 def fit_to_env(cfg: EfficientZeroConfig, env: Any) -> EfficientZeroConfig:
-    """``cfg`` fitted to the environment's observation space, in what the recipe left unset: the network
+    """``cfg`` fitted to the environment, in what the recipe left unset: ``n_actions`` (a discrete action
+    space's size; Atari's full set is 18), the network
     (conv for an ``image`` entry, mlp for a ``state`` vector alone), ``state_dim`` from the state's length,
     and ``image_channels``: 1 or 3 channels are one frame (gray or RGB); more are ``frame_stack`` stacked
     frames (Atari's RGB 12 -> 3, its gray 4 -> 1)."""
     space = getattr(env, "observation_space", None)
     keys = set(space.spaces) if isinstance(space, gym.spaces.Dict) else set()
+    actions = getattr(env, "action_space", None)
+    if "n_actions" not in cfg.model_fields_set and isinstance(actions, gym.spaces.Discrete):
+        cfg = cfg.model_copy(update={"n_actions": int(actions.n)})
     if "network" not in cfg.model_fields_set and keys:
         cfg = cfg.model_copy(update={"network": "conv" if "image" in keys else "mlp"})
     if cfg.network == "mlp":
