@@ -87,8 +87,12 @@ def run(
 
 
 def _exit_if_stopped(rundir: Path) -> None:
+    import signal
+
     from xfer.run.runner import EXIT_STOPPED, run_status
 
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the outcome is on disk: a Ctrl-C while exiting changes
+        signal.signal(sig, signal.SIG_IGN)       # nothing (it killed the exit with SIGINT, not code 3 or 0)
     if run_status(rundir).get("status") == "stopped":
         raise typer.Exit(EXIT_STOPPED)
 

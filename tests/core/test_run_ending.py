@@ -239,6 +239,28 @@ def test_stop_after_exits_3_and_finishing_exits_0(tmp_path: Path, fake_plugin_en
     assert "3 stopped with a checkpoint" in " ".join(xfer("run", "--help", env={}).stdout.split())
 
 
+@pytest.mark.parametrize(("status", "code"), [("stopped", 3), ("done", 0)])
+def test_a_ctrl_c_while_the_process_exits_keeps_the_runs_exit_code(tmp_path: Path, status: str,
+                                                                     code: int) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"status": status}))
+    script = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "import typer\n"
+        "from xfer.cli import _exit_if_stopped\n"
+        "try:\n"
+        "    _exit_if_stopped(Path(sys.argv[1]))\n"
+        "    code = 0\n"
+        "except typer.Exit as exit_:\n"
+        "    code = exit_.exit_code\n"
+        "os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C in the seconds the exit takes\n"
+        "time.sleep(0.5)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == code, result.stderr  # was -2: killed by SIGINT, as if aborted
+
+
 # ---- eval says which checkpoint ----------------------------------------------------------------------------
 def test_eval_names_the_checkpoint_and_the_fall_back(tmp_path: Path, registry,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
