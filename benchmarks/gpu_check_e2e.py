@@ -171,7 +171,7 @@ E2E: dict[str, tuple[tuple[str, ...], Callable[..., Path], Callable[[int], list[
     "efficientzero": (("ale_py",), lambda w, u, d: _muzero_recipe(w, "efficientzero", u, d), lambda u: []),
     "xtra": (("ale_py",), lambda w, u, d: _muzero_recipe(w, "xtra", u, d), lambda u: []),
 }
-LOSS_KEYS = ("wm/loss", "train/total", "coworld/target/wm/loss", "xtra/total", "xtra/student/total")
+LOSS_KEYS = ("wm/loss", "train/total", "target/wm/loss", "source/wm/loss", "xtra/total", "xtra/student/total")
 
 
 def loss_trend(rows: list[dict[str, Any]]) -> dict[str, Any]:
