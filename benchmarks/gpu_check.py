@@ -136,18 +136,13 @@ def check_dreamer_backbone(device: torch.device, tiny: bool, budget: Budget) -> 
             out[name] = {"skipped": f"budget: {budget.left():.0f} s left"}
             continue
         reset_peak(device)
-        result = bench_train_step(
-            cfg,
-            batch=batch,
-            seq=seq,
-            steps=3 if tiny else 10,
-            warmup=1 if tiny else 3,
-            threads=None,
-            compile=compiled,
-            amp=amp,
-            device=str(device),
-            count_flops=False,
-        )
+        try:
+            result = bench_train_step(cfg, batch=batch, seq=seq, steps=3 if tiny else 10,
+                                      warmup=1 if tiny else 3, threads=None, compile=compiled, amp=amp,
+                                      device=str(device), count_flops=False)
+        except Exception as err:  # one mode's failure is a result; the other modes still run
+            out[name] = {"error": f"{type(err).__name__}: {err}"[:500]}
+            continue
         out[name] = {
             "median_ms": 1e3 * result["median_s_per_step"],
             "min_ms": 1e3 * result["min_s_per_step"],
@@ -199,10 +194,11 @@ def check_muzero_backbone(device: torch.device, tiny: bool, budget: Budget) -> d
             learner.step(losses.total)
 
         reset_peak(device)
-        out[name] = {
-            **timed(step, device, steps=2 if tiny else 10, warmup=1 if tiny else 3),
-            "peak_mem_mb": peak_mb(device),
-        }
+        try:
+            out[name] = {**timed(step, device, steps=2 if tiny else 10, warmup=1 if tiny else 3),
+                         "peak_mem_mb": peak_mb(device)}
+        except Exception as err:  # one mode's failure is a result; the other modes still run
+            out[name] = {"error": f"{type(err).__name__}: {err}"[:500]}
     return out
 
 
@@ -351,6 +347,11 @@ def check_mcts(device: torch.device, tiny: bool) -> dict[str, Any]:
 
 
 # ---- driver ------------------------------------------------------------------------------------------
+def shown(part: dict[str, Any]) -> Any:
+    """A timing, or why there is none (skipped, or the error, shortened)."""
+    return part.get("median_ms", part.get("skipped", str(part.get("error"))[:60]))
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [f"xfer GPU check on {result['device_name']} ({result['date']}, torch {result['torch']})"]
 
@@ -362,12 +363,12 @@ def table(result: dict[str, Any]) -> str:
     for mode, part in backbones.get("dreamer", {}).items():
         if mode != "shapes":
             goal = f"goal <= {GOALS['dreamer_bf16_compile_ms']:.0f} ms" if mode == "bf16+compile" else ""
-            row(f"dreamer step {mode} (ms)", part.get("median_ms", part.get("skipped")), goal)
+            row(f"dreamer step {mode} (ms)", shown(part), goal)
             if part.get("peak_mem_mb") is not None:
                 row(f"dreamer step {mode} peak memory (MB)", part["peak_mem_mb"])
     for mode, part in backbones.get("efficientzero", {}).items():
         if mode != "shapes":
-            row(f"efficientzero step {mode} (ms)", part.get("median_ms", part.get("skipped")))
+            row(f"efficientzero step {mode} (ms)", shown(part))
     if "mcts" in result:
         row(
             "mcts sims/s (32 envs x 50 sims)" if not result["tiny"] else "mcts sims/s (tiny)",
