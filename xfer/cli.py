@@ -155,6 +155,7 @@ def sweep(
     root: Annotated[Path, typer.Option(help="where new sweep directories go")] = Path("sweeps"),
 ) -> None:
     """Run a grid of recipes (seeds × tasks × ...) locally or on Ray; resumable; one failure stops nothing."""
+    from xfer.run.lock import RunLock
     from xfer.sweep import Sweep, create_sweep, run_local, run_ray
     from xfer.sweep_table import sweep_table
 
@@ -165,18 +166,26 @@ def sweep(
     else:
         raise XferError("give a RECIPE (with --grid) or --resume SWEEPDIR")
     err.print(f"sweep directory: {swept.directory} ({len(swept.runs)} runs)", highlight=False, markup=False)
-    if backend == "ray":
-        run_ray(swept, address, gpus_per_run, cpus_per_run, on_change=lambda s: err.print(sweep_table(s)))
-    elif backend == "local":
-        run_local(swept, max_parallel, on_change=lambda s: None)
-    else:
+    if backend not in ("local", "ray"):
         raise XferError(f"unknown backend {backend!r}: use local or ray")
+    with RunLock(swept.directory, kind="sweep"):
+        if resume_dir is not None:
+            swept = Sweep.load(resume_dir)  # read again under the lock: another sweep may have just ended
+        if backend == "ray":
+            run_ray(swept, address, gpus_per_run, cpus_per_run, on_change=lambda s: err.print(sweep_table(s)))
+        else:
+            run_local(swept, max_parallel, on_change=lambda s: None)
     out.print(sweep_table(swept))
     failed = [r for r in swept.runs if r.status == "failed"]
     if failed:
         err.print(f"{len(failed)} of {len(swept.runs)} runs failed; logs in {swept.directory / 'logs'}; "
                   f"rerun them with `xfer sweep --resume {swept.directory}`", highlight=False, markup=False)
         raise typer.Exit(1)
+    stopped = [r for r in swept.runs if r.status == "stopped"]
+    if stopped:
+        err.print(f"{len(stopped)} of {len(swept.runs)} runs stopped with a checkpoint; continue them with "
+                  f"`xfer sweep --resume {swept.directory}`", highlight=False, markup=False)
+        raise typer.Exit(3)
 
 
 StatOption = Annotated[str, typer.Option(

@@ -55,7 +55,8 @@ def run_id(overrides: dict[str, Any]) -> str:
 class SweepRun:
     id: str
     overrides: dict[str, Any]
-    status: str = "pending"  # pending | running | done | failed | in use (by another process; skipped)
+    # pending | running | done | stopped (exit 3, resumable) | failed | in use (by another process; skipped)
+    status: str = "pending"
     error: str = ""
     seconds: float = 0.0
 
@@ -140,19 +141,20 @@ def refuse_if_in_use(sweep: Sweep, run: SweepRun) -> bool:
     return True
 
 
-def execute_command(command: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[bool, str]:
-    """Run one sweep member as its own process; return (ok, last error line)."""
+def execute_command(command: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Run one sweep member as its own process; return its status (done | stopped | failed) and the last
+    error line. Exit code 3 is ``xfer run``/``xfer resume`` stopping with a checkpoint (SIGINT/SIGTERM)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, **(env or {})})
     if proc.returncode == 0:
-        return True, ""
-    if proc.returncode == 3:  # xfer run/resume: stopped with a checkpoint (SIGINT/SIGTERM)
-        return False, "stopped with a checkpoint (exit code 3); `xfer sweep --resume` continues it"
+        return "done", ""
+    if proc.returncode == 3:
+        return "stopped", "stopped with a checkpoint (exit code 3); `xfer sweep --resume` continues it"
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith(("error:", "RuntimeError", "Error"))] or lines[-1:]
-    return False, (errors[-1] if errors else f"exit code {proc.returncode}")
+    return "failed", (errors[-1] if errors else f"exit code {proc.returncode}")
 
 
 def run_local(sweep: Sweep, max_parallel: int, on_change: Callable[[Sweep], None] | None = None) -> Sweep:
@@ -172,8 +174,7 @@ def run_local(sweep: Sweep, max_parallel: int, on_change: Callable[[Sweep], None
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 run, started = pending.pop(future)
-                ok, error = future.result()
-                run.status, run.error = ("done" if ok else "failed"), error
+                run.status, run.error = future.result()
                 run.seconds = time.monotonic() - started
                 sweep.save()
                 if on_change:
@@ -204,10 +205,10 @@ def run_ray(sweep: Sweep, address: str | None, gpus_per_run: float, cpus_per_run
         ready, _ = ray.wait(list(refs), num_returns=1)
         run, started = refs.pop(ready[0])
         try:
-            ok, error = ray.get(ready[0])
+            run.status, run.error = ray.get(ready[0])
         except Exception as err:  # the task itself died (node lost, ...)
-            ok, error = False, f"{type(err).__name__}: {err}"
-        run.status, run.error, run.seconds = ("done" if ok else "failed"), error, time.monotonic() - started
+            run.status, run.error = "failed", f"{type(err).__name__}: {err}"
+        run.seconds = time.monotonic() - started
         sweep.save()
         if on_change:
             on_change(sweep)

@@ -8,7 +8,7 @@ from rich.text import Text
 
 from xfer.sweep import Sweep
 
-_STYLE = {"done": "green", "failed": "red", "running": "yellow", "pending": "dim"}
+_STYLE = {"done": "green", "failed": "red", "stopped": "yellow", "running": "yellow", "pending": "dim"}
 
 
 def sweep_table(sweep: Sweep) -> Table:

@@ -220,5 +220,20 @@ def test_sweep_resume_skips_a_run_in_use(tmp_path: Path) -> None:
 def test_a_sweep_worker_stopped_with_a_checkpoint_is_not_done(tmp_path: Path) -> None:
     from xfer.sweep import execute_command
 
-    ok, error = execute_command([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "w.log")
-    assert not ok and error.startswith("stopped with a checkpoint (exit code 3)")
+    status, error = execute_command([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "w.log")
+    assert status == "stopped" and error.startswith("stopped with a checkpoint (exit code 3)")
+
+
+def test_two_sweep_processes_on_one_sweep_directory_are_refused(tmp_path: Path,
+                                                                fake_plugin_env: dict) -> None:
+    sweep = Sweep(tmp_path / "sweep", str(recipe_file(tmp_path, "swept", 5)), [], [],
+                  [SweepRun("seed=0", {"seed": 0})])
+    sweep.directory.mkdir()
+    sweep.save()
+    with RunLock(sweep.directory, kind="sweep"):
+        result = xfer("sweep", "--resume", str(sweep.directory), env=fake_plugin_env)
+    assert result.returncode == 2, result.stderr
+    assert f"sweep {sweep.directory} is in use by pid {os.getpid()}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert Sweep.load(sweep.directory).runs[0].status == "pending", "the refused sweep wrote sweep.json"
+    assert not (sweep.directory / "runs").exists(), "the refused sweep started a run"
