@@ -41,6 +41,10 @@ def test_offline_trains_from_a_collected_dataset_with_the_penalty(offline_run: P
     rows = [json.loads(line) for line in (offline_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "eval/return" in r] == [4, 6]
     assert any("wm/ensemble_loss" in r for r in rows)
+    # an offline loop takes no environment steps: no env_steps counter, so TensorBoard plots it against
+    # its update count instead of stacking every point at env_steps 0
+    assert all("env_steps" not in r and r["updates"] == r["step"] for r in rows if "wm/ensemble_loss" in r
+               or "eval/return" in r)
     result = evaluate_run(offline_run, 1, None, False, 0, "cpu", Console(quiet=True))
     assert result["eval/return"] > 0
 

@@ -207,8 +207,9 @@ class _Run:
 
     def __init__(self, ctx: RunContext, learner: Learner, evaluator: Callable[[], dict[str, float]] | None,
                  replay: ReplayBuffer | None, extra: Mapping[str, Stateful] | None,
-                 meta: Mapping[str, Any] | None) -> None:
+                 meta: Mapping[str, Any] | None, online: bool) -> None:
         self.ctx, self.learner, self.evaluator, self.replay = ctx, learner, evaluator, replay
+        self.online = online
         self.extra, self.meta = dict(extra or {}), dict(meta or {})
         self.loop = LoopState(next_eval=ctx.recipe.eval.every, next_log=ctx.recipe.logging.every)
         self.clock = (time.monotonic(), 0, 0)
@@ -238,14 +239,21 @@ class _Run:
         metrics["perf/env_steps_per_s"] = (self.loop.env_steps - env0) / elapsed
         metrics["perf/updates_per_s"] = (self.loop.updates - upd0) / elapsed
         self.clock = (time.monotonic(), self.loop.env_steps, self.loop.updates)
-        self.ctx.logger.log(step, metrics, env_steps=self.loop.env_steps, updates=self.loop.updates)
+        self.ctx.logger.log(step, metrics, **self.counters())
+
+    def counters(self) -> dict[str, int]:
+        """The counters logged beside ``step``: an offline loop takes no environment steps, so it logs only
+        ``updates`` and TensorBoard plots it against ``step`` (its update count), not at env_steps 0."""
+        if self.online:
+            return {"env_steps": self.loop.env_steps, "updates": self.loop.updates}
+        return {"updates": self.loop.updates}
 
     def evaluate(self, step: int) -> None:
         if self.evaluator is None or self.loop.last_eval == step:
             return
         metrics = self.evaluator()
         self.loop.last_eval = step
-        self.ctx.logger.log(step, metrics, env_steps=self.loop.env_steps, updates=self.loop.updates)
+        self.ctx.logger.log(step, metrics, **self.counters())
         self.ctx.progress.update(**{"eval return": f"{metrics.get('eval/return', float('nan')):.1f}"})
         self.ctx.say(f"step {step}: " + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
 
@@ -278,7 +286,7 @@ def train_online(ctx: RunContext, learner: Learner, envs: EnvBatch, replay: Repl
     Updates happen inside rounds as they fall due (:meth:`TrainSchedule.updates_due`); evaluation,
     checkpoints and stopping at round ends, where no environment state needs saving.
     """
-    run = _Run(ctx, learner, evaluator, replay, extra, meta)
+    run = _Run(ctx, learner, evaluator, replay, extra, meta, online=True)
     loop, every_log = run.loop, ctx.recipe.logging.every
     batches = batches or replay_batches(replay, schedule.batch, schedule.seq_len, obs_keys)
     started = loop.updates  # several processes: each rank's batch stream is derived from it
@@ -334,7 +342,7 @@ def train_offline(ctx: RunContext, learner: Learner, batches: BatchSource, sched
     """Offline training: ``schedule.updates`` updates on ``batches`` (e.g. :func:`replay_batches` of a
     read-only dataset), evaluating in the environment every ``recipe.eval.every`` updates. The loop's step
     is the update count; checkpoints may fall on any update."""
-    run = _Run(ctx, learner, evaluator, None, extra, meta)
+    run = _Run(ctx, learner, evaluator, None, extra, meta, online=False)
     loop, every_log = run.loop, ctx.recipe.logging.every
     ctx.progress.update(phase=phase, total=schedule.updates, step=loop.updates)
     started = loop.updates
