@@ -12,7 +12,9 @@ pretraining) and Stage 2 (online transfer) in one run, so each stage gets a :cla
 - Stage 1 may log at its own interval (``pretrain.log_every`` updates; the loops read
   ``recipe.logging.every``);
 - counters passed to the logger (``env_steps``, ``updates``) are left as the loop gives them, so TensorBoard
-  and ``xfer plot`` show Stage 2 against target environment steps, comparable with a ``dreamer`` run.
+  and ``xfer plot`` show Stage 2 against target environment steps, comparable with a ``dreamer`` run, and
+  Stage 1 (an offline loop, no ``env_steps``) against its updates; Stage 1's metrics are all named
+  ``pretrain/…`` so no TensorBoard tag mixes the two axes.
 
 So ``xfer run --stop-after N`` and ``start_run(..., stop_at=N)`` take the run's step: N > ``pretrain.steps``
 stops inside Stage 2 after N − ``pretrain.steps`` environment steps.
@@ -35,15 +37,17 @@ def checkpoint_stage(ctx: RunContext) -> str | None:
 
 
 class OffsetLogger:
-    """The run's logger with the stage's step offset added to every ``log`` step; counters named in ``drop``
-    are left out (Stage 1 has no environment steps, so TensorBoard plots it against updates)."""
+    """The run's logger with the stage's step offset added to every ``log`` step and, for Stage 1, every
+    metric name under ``pretrain/``: Stage 1 is plotted against its updates and Stage 2 against environment
+    steps, so a name both stages log (the loop's ``perf/updates_per_s``) would draw one curve on two axes."""
 
-    def __init__(self, logger: Any, offset: int, drop: tuple[str, ...] = ()) -> None:
-        self._logger, self.offset, self.drop = logger, offset, drop
+    def __init__(self, logger: Any, offset: int, prefix: str = "") -> None:
+        self._logger, self.offset, self.prefix = logger, offset, prefix
 
     def log(self, step: int, metrics: dict[str, Any], **counters: int) -> None:
-        kept = {name: value for name, value in counters.items() if name not in self.drop}
-        self._logger.log(step + self.offset, metrics, **kept)
+        named = {(key if key.startswith(self.prefix) else self.prefix + key): value
+                 for key, value in metrics.items()}
+        self._logger.log(step + self.offset, named, **counters)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._logger, name)
@@ -54,7 +58,7 @@ class StageContext:
 
     def __init__(self, ctx: RunContext, stage: str, offset: int, log_every: int | None = None) -> None:
         self._ctx, self.stage, self.offset = ctx, stage, offset
-        self.logger = OffsetLogger(ctx.logger, offset, drop=("env_steps",) if stage == PRETRAIN else ())
+        self.logger = OffsetLogger(ctx.logger, offset, prefix=f"{PRETRAIN}/" if stage == PRETRAIN else "")
         self.recipe = ctx.recipe
         if log_every is not None:  # the loops read recipe.logging.every
             logging = ctx.recipe.logging.model_copy(update={"every": log_every})

@@ -76,6 +76,13 @@ def test_pretrain_transfer_evaluate(full_run: Path, tmp_path: Path) -> None:
     rows = read_metrics(full_run / "metrics.jsonl")
     keys = set().union(*rows)
     assert {"pretrain/wm/image_loss", "pretrain/replay/loss"} <= keys
+    stage1 = [row for row in rows if row["step"] <= PRETRAIN_STEPS]
+    stage2 = [row for row in rows if row["step"] > PRETRAIN_STEPS]
+    # one x-axis per TensorBoard tag: Stage 1 (updates, no env_steps) and Stage 2 (env_steps) share no name
+    assert stage1 and all("env_steps" not in row for row in stage1)
+    names1 = set().union(*stage1) - {"step", "updates"}
+    names2 = set().union(*stage2) - {"step", "updates", "env_steps"}
+    assert all(name.startswith("pretrain/") for name in names1) and not names1 & names2
     for task in ("drawer-close", "button-press-topdown"):
         assert f"vid2act/weight/{task}" in keys and f"vid2act/label_used/{task}" in keys
         assert f"vid2act/act_label/{task}" in keys and f"eval/label/{task}" in keys

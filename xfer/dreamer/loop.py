@@ -236,7 +236,8 @@ class _Run:
         now, env0, upd0 = self.clock
         elapsed = max(time.monotonic() - now, 1e-9)
         metrics = self.loop.means()
-        metrics["perf/env_steps_per_s"] = (self.loop.env_steps - env0) / elapsed
+        if self.online:
+            metrics["perf/env_steps_per_s"] = (self.loop.env_steps - env0) / elapsed
         metrics["perf/updates_per_s"] = (self.loop.updates - upd0) / elapsed
         self.clock = (time.monotonic(), self.loop.env_steps, self.loop.updates)
         self.ctx.logger.log(step, metrics, **self.counters())
