@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from cli_process import quiet, xfer
 from rich.console import Console
 
 from xfer.errors import XferError
@@ -104,15 +105,6 @@ def recipe_file(tmp_path: Path, name: str, method: str = "fake-linear", section:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
-
-
-def xfer(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120, **kwargs)  # type: ignore[call-overload]
-
-
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=300)
 
 
 # ---- a full disk -------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ checkpoint, a second `xfer` process, writes into /dev/full (ENOSPC) or past RLIM
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from rich.console import Console
+from cli_process import quiet, said, xfer
 
 from xfer.errors import XferError
 from xfer.run.checkpoint import Checkpointer
@@ -37,19 +36,6 @@ def recipe_file(tmp_path: Path, name: str, steps: int, **top: object) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
-
-
-def xfer(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120, **kwargs)  # type: ignore[call-overload]
-
-
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=300)
-
-
-def said(console: Console) -> str:
-    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 # ---- every checkpoint unreadable, rotation, no checkpoint yet --------------------------------------------
