@@ -95,3 +95,21 @@ def test_checkpoint_round_trip(tiny_cfg, make_game) -> None:
     for a, b in zip(learner.net.state_dict().values(), restored.net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert restored.optimizer.state_dict()["state"].keys() == learner.optimizer.state_dict()["state"].keys()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weight_decay_shrinks_an_idle_weight_by_lr_times_decay(optimizer: str) -> None:
+    """Issue 13: with Adam the decay is decoupled (AdamW). A weight with zero loss gradient then moves by
+    lr * wd * w = 3e-3 * 1e-4 * 2 = 6e-7 in one step; an L2 term inside Adam's normalised step would move it
+    by about lr = 3e-3, whatever the decay. SGD keeps EZ code's L2 term: lr * wd * w = 0.2 * 1e-4 * 2."""
+    from xfer.muzero.learner import make_optimizer
+
+    lr = 3e-3 if optimizer == "adam" else 0.2
+    cfg = EfficientZeroConfig(preset="tiny", optimizer=optimizer, lr=lr, weight_decay=1e-4)
+    layer = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(2.0)
+    opt = make_optimizer(layer, cfg)
+    (0.0 * layer.weight.sum()).backward()
+    opt.step()
+    assert layer.weight.item() == pytest.approx(2.0 - lr * 1e-4 * 2.0, abs=1e-7)  # float32

@@ -93,9 +93,15 @@ def weighted_total(losses: Sequence[Losses], weights: Sequence[float]) -> torch.
 
 
 def make_optimizer(net: torch.nn.Module, cfg: EfficientZeroConfig) -> torch.optim.Optimizer:
-    """SGD with momentum and weight decay (EZ code), or Adam with L2 weight decay (LightZero's CartPole)."""
+    """SGD with momentum and L2 weight decay (EZ code), or Adam with decoupled weight decay (AdamW).
+
+    Adam with an L2 term in the gradient (``torch.optim.Adam(weight_decay=...)``) normalises that term too:
+    a weight whose loss gradient is small next to ``weight_decay * w`` moves towards zero by about ``lr``
+    every step, whatever ``weight_decay`` is. With the 1/K-scaled, importance-weighted EfficientZero loss
+    that stalled learning (issue 13: a 2-step unroll learned no action-dependent reward in 300 updates);
+    decoupled decay shrinks every weight by ``lr * weight_decay`` per step, as SGD's L2 term does."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
