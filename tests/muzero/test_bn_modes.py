@@ -84,3 +84,37 @@ def test_first_step_statistics_ignore_later_unroll_steps(stats: str, make_game) 
             for a, b in zip(_stats(getattr(five.net, part)), _stats(getattr(one.net, part)), strict=True)]
     assert all(same) == (stats == "first")
     assert five.net.dynamics_net.bn.momentum == cfg.bn_momentum  # restored after the unroll
+
+
+@pytest.mark.parametrize("stats", ["search", "first"])
+def test_search_statistics_train_later_unroll_steps_as_search_computes_them(stats: str, make_game) -> None:
+    """With ``search`` every unroll step after the first is normalised by the running statistics, so the
+    training-mode value-prefix logits at depth k >= 1 are exactly what eval mode (search) computes from the
+    same inputs; with per-step batch statistics (``first``, ``all``) they are not: each depth's feature
+    means (how deep, how many rewards the prefix holds) are normalised away."""
+    cfg = EfficientZeroConfig(preset="tiny", n_actions=4, augment_shift=0, augment_intensity=0.0,
+                              model_bn_stats=stats, init_zero=False)  # zero heads would output 0 either way
+    rng = np.random.default_rng(0)
+    replay = PrioritizedReplay(cfg)
+    replay.add(make_game(cfg, 12, rng))
+    torch.manual_seed(0)
+    learner = Learner(cfg)
+    batch = make_batch(replay, replay.sample(8, rng, 1.0), cfg,
+                       TargetSource(learner.target_net, policy_mode="stored"), rng)
+    calls: list[tuple[tuple[torch.Tensor, ...], torch.Tensor]] = []
+
+    def record(module: torch.nn.Module, inputs: tuple, output: tuple) -> None:
+        latent, plane, (h, c) = inputs
+        calls.append(((latent.detach(), plane.detach(), h.detach(), c.detach()), output[2].detach()))
+
+    handle = learner.net.dynamics_net.register_forward_hook(record)
+    learner.losses(batch)
+    handle.remove()
+    assert len(calls) == cfg.unroll_steps
+    learner.net.eval()
+    with torch.no_grad():
+        same = [torch.allclose(learner.net.dynamics_net(latent, plane, (h, c))[2], logits, atol=1e-5)
+                for (latent, plane, h, c), logits in calls[1:]]
+    assert all(same) == (stats == "search"), same
+    learner.losses(batch)  # restores batch statistics for the next update's first step
+    assert learner.net.dynamics_net.bn.training and learner.net.prediction.value_conv[1].training

@@ -86,9 +86,10 @@ class EfficientZeroConfig(BaseModel):
     pred_hidden: int = Field(512, ge=1, description="SimSiam prediction-head hidden width (EZ code).")
     support_size: int = Field(300, ge=1, description="Support is [-n, n]: 601 bins at n=300.")
     bn_momentum: float = Field(0.1, gt=0, le=1)
-    model_bn_stats: Literal["all", "first"] = Field(
+    model_bn_stats: Literal["all", "first", "search"] = Field(
         "all", description="Batch-norm running statistics of g and f from every unroll step (EZ code) or "
-                           "from the first only (xfer): search then normalises a step like training does")
+                           "from the first only (xfer): search then normalises a step like training does; "
+                           "search: later steps also trained with those running statistics (xfer)")
     action_encoding: Literal["plane", "one_hot"] = Field(
         "plane", description="Action input of g: one plane a/|A| (EZ code) or a plane per action (LightZero)")
     init_zero: bool = Field(True, description="Zero-init the last layer of every head (EZ code).")

@@ -44,6 +44,13 @@ def set_stat_momentum(module: nn.Module, momentum: float) -> None:
             m.momentum = momentum
 
 
+def set_bn_train(module: nn.Module, train: bool) -> None:
+    """Batch norms in ``module`` normalise with batch statistics (``train``) or their running ones."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(train)
+
+
 def norm2d(cfg: EfficientZeroConfig, channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, momentum=cfg.bn_momentum)
 
