@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from xfer.errors import XferError
-from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint, fit_to_env
-from xfer.muzero.loop import OnlineLoop, build_learner, efficientzero_update, make_task_env, role_seeds
+from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint
+from xfer.muzero.loop import OnlineLoop, build_learner, efficientzero_update, probe_task, role_seeds
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.recipe import Recipe
 from xfer.run.context import RunContext
@@ -22,11 +22,7 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     cfg = recipe.config
     if recipe.target is None:
         raise XferError("efficientzero needs a target task", hint="add `target: {suite: atari, task: ...}`")
-    probe = make_task_env(ctx, recipe.target, 0, cfg.selfplay.train_env_options)
-    try:
-        model = fit_to_env(cfg.model, probe)
-    finally:
-        probe.close()
+    model, _ = probe_task(ctx, recipe.target, cfg.model, cfg.selfplay.train_env_options)
     learner = build_learner(model, ctx.device, int(role_seeds(recipe.seed, "learner")[0]))
     replay = PrioritizedReplay(model)
     loop = OnlineLoop(ctx, recipe.target, learner, replay, cfg.selfplay,

@@ -97,7 +97,10 @@ class CrossTaskUpdate:
         positions = replay.sample(size, rng, replay.beta(learner.train_step))
         stored = offline and self.settings.offline_targets == "stored"
         source = TargetSource(learner.target_net, policy_mode="stored" if stored else "mcts")
-        return make_batch(replay, positions, learner.cfg, source, rng, learner.device)
+        # EZ's off-policy correction (Sec. 4.3) on the target's own replay, by its ages; offline games keep
+        # the full TD horizon (xfer: they are another agent's data, not this agent's older data)
+        ages = None if offline else replay.ages(positions.game_ids, positions.steps)
+        return make_batch(replay, positions, learner.cfg, source, rng, learner.device, ages=ages)
 
     def weights(self) -> list[float]:
         """Loss weights of [target, offline games...]: joint-batch mean (``code``) or Eq. 1 (``paper``)."""

@@ -26,20 +26,12 @@ from xfer_plugins.xtra.pretrain import OfflineGame, Pretraining
 
 from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.errors import XferError
-from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint, legal_mask_of
+from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint
 from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.loop import OnlineLoop, build_learner, make_task_env, role_seeds
+from xfer.muzero.loop import OnlineLoop, build_learner, probe_task, role_seeds
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.recipe import Recipe, TaskSpec
 from xfer.run.context import RunContext
-
-
-def legal_mask(ctx: RunContext, task: TaskSpec, cfg: EfficientZeroConfig) -> Any:
-    env = make_task_env(ctx, task, 0, {})
-    try:
-        return legal_mask_of(env, cfg.n_actions)
-    finally:
-        env.close()
 
 
 def load_games(ctx: RunContext, cfg: EfficientZeroConfig, sources: list[TaskSpec]) -> list[OfflineGame]:
@@ -51,7 +43,7 @@ def load_games(ctx: RunContext, cfg: EfficientZeroConfig, sources: list[TaskSpec
                             hint="give it `dataset: {path: ...}` or `dataset: {collect: {policy: ...}}`")
         dataset = open_task_dataset(ctx.dataset(task), task, DatasetFit(
             image_size=cfg.image_size, action_size=cfg.n_actions, discrete=True))
-        legal = legal_mask(ctx, task, cfg)
+        _, legal = probe_task(ctx, task, cfg, {})
         ctx.say(f"offline game {task.task}: {len(dataset)} episodes, {dataset.steps} steps")
         episodes = list(dataset)
         games.append(OfflineGame(task.task, offline_replay(episodes, cfg, legal, i + 1), legal,
@@ -78,15 +70,16 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     if (stage1 or cfg.finetune.cross_task) and not recipe.sources:
         raise XferError("xtra needs offline source games for pretraining or cross-task finetuning",
                         hint="list them under `sources:` with datasets, or set pretrain/cross_task false")
-    games = load_games(ctx, cfg.model, recipe.sources) if stage1 or cfg.finetune.cross_task else []
+    # one network for every game: fitted to the target's observations (Atari RGB or gray), full action head
+    model, target_legal = probe_task(ctx, recipe.target, cfg.model, {})
+    games = load_games(ctx, model, recipe.sources) if stage1 or cfg.finetune.cross_task else []
     if not cfg.pretrain_only:
         check_offline_targets(games, cfg.finetune)  # before Stage 1, not after it
-    target_legal = legal_mask(ctx, recipe.target, cfg.model)
     saved = ctx.restore()  # everything built so far draws nothing from the run's random streams
     stage = "pretrain" if saved is None else saved["stage"]
     offset, student = 0, None
     if stage1:
-        pre = Pretraining(ctx, cfg.model, cfg.stage1, games, target_legal)
+        pre = Pretraining(ctx, model, cfg.stage1, games, target_legal)
         offset = pre.total_steps
         if stage == "pretrain":
             net = pre.run(saved)
@@ -104,15 +97,17 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     if cfg.pretrain_only:
         return
     zero_shot = cfg.zero_shot_eval and cfg.pretrain
-    finetune(recipe, ctx, games, student, offset, saved if stage == "finetune" else None, zero_shot)
+    finetune(recipe, ctx, model, games, student, offset, saved if stage == "finetune" else None, zero_shot)
 
 
-def finetune(recipe: Recipe, ctx: RunContext, games: list[OfflineGame], student: dict[str, Any] | None,
-             offset: int, saved: dict[str, Any] | None, zero_shot: bool) -> None:
-    """Stage 2 from ``student`` (None: random initialisation), or resumed from a Stage 2 checkpoint."""
+def finetune(recipe: Recipe, ctx: RunContext, model: EfficientZeroConfig, games: list[OfflineGame],
+             student: dict[str, Any] | None, offset: int, saved: dict[str, Any] | None,
+             zero_shot: bool) -> None:
+    """Stage 2 from ``student`` (None: random initialisation), or resumed from a Stage 2 checkpoint;
+    ``model`` is the recipe's network fitted to the target."""
     cfg: XtraConfig = recipe.config
     assert recipe.target is not None
-    learner = build_learner(cfg.model, ctx.device, int(role_seeds(recipe.seed, "finetune")[0]))
+    learner = build_learner(model, ctx.device, int(role_seeds(recipe.seed, "finetune")[0]))
     if student is not None and saved is None:
         learner.net.load_state_dict(student["net"])
         learner.update_target()
@@ -120,7 +115,7 @@ def finetune(recipe: Recipe, ctx: RunContext, games: list[OfflineGame], student:
         freeze_representation(learner)
     for game in games:
         reset_priorities(game.replay)
-    update = CrossTaskUpdate(ctx, learner, PrioritizedReplay(cfg.model), games, cfg.finetune)
+    update = CrossTaskUpdate(ctx, learner, PrioritizedReplay(model), games, cfg.finetune)
     loop = OnlineLoop(ctx, recipe.target, learner, update.target, cfg.selfplay, update, step_offset=offset,
                       extra_state=update.state_dict, eval_at_start=zero_shot)
     if saved is not None:

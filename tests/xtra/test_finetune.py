@@ -108,3 +108,25 @@ def test_config_defaults_are_the_papers() -> None:
     with pytest.raises(ValueError):
         XtraConfig.model_validate({"finetune": {"crosstask": False}})
     np.testing.assert_equal(cfg.finetune.offline_batch_size, None)
+
+
+def test_only_the_target_replay_gets_the_off_policy_correction(make_update, monkeypatch) -> None:
+    """EZ Sec. 4.3 shortens TD horizons for the agent's own older data: the target batch passes its
+    positions' ages (transitions stored since), the offline games' batches none (full horizon)."""
+    import xfer_plugins.xtra.finetune as finetune
+
+    seen = []
+    real = finetune.make_batch
+
+    def recording(replay, positions, *args, ages=None, **kwargs):
+        seen.append((replay, ages))
+        if ages is not None:
+            assert np.array_equal(ages, replay.ages(positions.game_ids, positions.steps))
+        return real(replay, positions, *args, ages=ages, **kwargs)
+
+    monkeypatch.setattr(finetune, "make_batch", recording)
+    update = make_update()
+    update()
+    assert seen[0][0] is update.target and seen[0][1] is not None and (seen[0][1] >= 1).all()
+    assert [ages for replay, ages in seen[1:]] == [None, None]
+    assert [replay for replay, _ in seen[1:]] == [g.replay for g in update.games]

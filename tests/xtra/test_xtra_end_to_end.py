@@ -155,3 +155,16 @@ def test_efficientzero_resume_is_exact(tmp_path: Path, registry) -> None:
     resume_run(part, registry=registry)
     assert _same(_final(full), _final(part))
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
+
+
+def test_xtra_fits_its_network_to_the_target_games_observations(tmp_path: Path, registry) -> None:
+    """Gray Atari frames (``color: gray``) give the network one channel per frame, as `efficientzero` does,
+    without the recipe saying ``image_channels``."""
+    section = {**XTRA, "pretrain": False, "finetune": {"cross_task": False}, "zero_shot_eval": False}
+    path = _recipe(tmp_path, "xtra", "gray", section)
+    recipe = yaml.safe_load(path.read_text())
+    recipe["env"]["options"] = {"color": "gray"}
+    path.write_text(yaml.safe_dump(recipe))
+    run = start_run(path, registry=registry)
+    stem = next(v for k, v in _final(run)["learner"]["net"].items() if v.ndim == 4)
+    assert stem.shape[1] == 4 * 1  # frame_stack 4 x one gray channel (RGB would be 12)

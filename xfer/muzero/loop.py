@@ -64,6 +64,20 @@ def make_task_env(ctx: RunContext, task: TaskSpec, seed: int, options: dict[str,
     return make_env(task.suite, task.task, settings, seed, registry=ctx.registry)
 
 
+def probe_task(ctx: RunContext, task: TaskSpec, cfg: EfficientZeroConfig,
+               options: dict[str, Any]) -> tuple[EfficientZeroConfig, np.ndarray]:
+    """``cfg`` fitted to one environment of ``task`` (:func:`~xfer.muzero.agent.fit_to_env`: actions,
+    network, state length, image channels) and that environment's legal-action mask over the full head."""
+    from xfer.muzero.agent import fit_to_env, legal_mask_of
+
+    env = make_task_env(ctx, task, 0, options)
+    try:
+        fitted = fit_to_env(cfg, env)
+        return fitted, legal_mask_of(env, fitted.n_actions)
+    finally:
+        env.close()
+
+
 # ---- evaluation -------------------------------------------------------------------------------------
 def evaluate(agent: MuZeroAgent, envs: list[Any], seeds: np.ndarray) -> dict[str, float]:
     """Greedy search (no noise, most visited action) for ``len(seeds)`` episodes over the given envs."""
