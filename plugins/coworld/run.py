@@ -27,7 +27,6 @@ from xfer_plugins.coworld.agents import (
     wire_stages,
 )
 from xfer_plugins.coworld.config import CoWorldConfig
-from xfer_plugins.coworld.evaluation import CoWorldEvaluator
 from xfer_plugins.coworld.learner import CoWorldLearner
 from xfer_plugins.coworld.routing import SourceRouter
 
@@ -35,6 +34,7 @@ from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.loop import train_online
 from xfer.dreamer.method_config import TrainSchedule
+from xfer.dreamer.value_curves import ValueEvaluator
 from xfer.errors import XferError
 from xfer.recipe import Recipe
 from xfer.run.context import RunContext
@@ -93,11 +93,11 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
                for name in names]
     router = SourceRouter(envs, replays, natives, cfg.source_warmup_steps)
     learner = CoWorldLearner(cfg, ctx, target, sources, stages, router, target_data)
-    evaluator = CoWorldEvaluator(ctx, TargetEvalAgent(target, target_native), eval_env,
-                                 cfg.eval_episodes or recipe.eval.episodes,
-                                 source=lambda: sources[stages.selected].behavior, gamma=cfg.model.discount,
-                                 ready=lambda: learner.target_phases > 0,
-                                 progress=lambda: (router.total_steps, learner.target_updates))
+    evaluator = ValueEvaluator(ctx, TargetEvalAgent(target, target_native), eval_env,
+                               cfg.eval_episodes or recipe.eval.episodes, gamma=cfg.model.discount,
+                               source=lambda: sources[stages.selected].behavior,
+                               ready=lambda: learner.target_phases > 0,  # untrained before that
+                               stamp=lambda: {"target_updates": learner.target_updates})
     ctx.say(f"coworld: target {task_name(target_task)} from {path} ({target_data.buffer.num_episodes} "
             f"episodes); sources {', '.join(task_name(t) for t in recipe.sources)}; action size {act_dim} "
             f"(target {target_native}, sources {natives})")

@@ -18,7 +18,8 @@ from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.agent import DreamerAgent
 from xfer.dreamer.config import DreamerConfig
 from xfer.dreamer.loading import LoadReport
-from xfer.dreamer.loop import EnvBatch, EnvEvaluator, EvalAgent, replay_batches, train_offline, train_online
+from xfer.dreamer.loop import EnvBatch, EvalAgent, replay_batches, train_offline, train_online
+from xfer.dreamer.value_curves import ValueEvaluator
 from xfer.errors import XferError
 from xfer.recipe import Recipe, TaskSpec
 from xfer.run.checkpoint import load_run_checkpoint
@@ -103,7 +104,9 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     agent = build_agent(spec, ctx.device)
     if ctx.restore() is None and cfg.mode == "finetune":
         init_from_run(agent, cfg, ctx)
-    evaluator = EnvEvaluator(ctx, EvalAgent(agent), eval_env, cfg.train.eval_episodes or recipe.eval.episodes)
+    # the critic against the true returns at every evaluation (CoWorld Fig. 5b's comparison with Offline DV2)
+    episodes = cfg.train.eval_episodes or recipe.eval.episodes
+    evaluator = ValueEvaluator(ctx, EvalAgent(agent), eval_env, episodes, gamma=cfg.model.discount)
     meta = {"spec": spec}
     if cfg.trains_online:
         train_env = ctx.make_env(task, seed=recipe.seed + 1, n=cfg.train.envs)

@@ -31,11 +31,11 @@ class LabelEvaluator(EnvEvaluator):
         super().__init__(ctx, EvalAgent(agent), env, episodes)
         self.student = agent
 
-    def __call__(self) -> dict[str, float]:
+    def __call__(self, step: int = 0) -> dict[str, float]:
         kept = self.student.acting_counts.clone()
         self.student.acting_counts.zero_()
         try:
-            metrics = super().__call__()
+            metrics = super().__call__(step)
             metrics.update(self.student.label_fractions(self.student.acting_counts, "eval/label"))
         finally:
             self.student.acting_counts = kept

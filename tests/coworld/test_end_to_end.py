@@ -35,13 +35,13 @@ def column(rows: list[dict], key: str) -> list[float]:
 
 def check_coworld_metrics(rundir: Path) -> list[dict]:
     rows = read_metrics(rundir / "metrics.jsonl")
-    for key in ("coworld/value_estimate", "coworld/true_return", "coworld/source_value_estimate",
+    for key in ("value/estimate", "value/true_return", "value/source_estimate",
                 "coworld/constraint_active", "coworld/state_kl", "coworld/eta", "eval/return"):
         assert column(rows, key), f"{key} was not logged"
     eta = column(rows, "coworld/eta")
     assert max(eta) <= 1.0 and min(eta) < 1.0 and eta == sorted(eta, reverse=True), "η falls, never frozen"
     assert all(0.0 <= v <= 1.0 for v in column(rows, "coworld/constraint_active"))
-    assert column(rows, "coworld/cumulative_value") and column(rows, "coworld/cumulative_true_return")
+    assert column(rows, "value/cumulative") and column(rows, "value/cumulative_true_return")
     curves = sorted((rundir / "value_curves").glob("eval_*.json"))
     assert curves, "the Fig. 5b curves are saved at every evaluation"
     episode = json.loads(curves[-1].read_text())["episodes"][0]

@@ -49,6 +49,24 @@ def test_offline_trains_from_a_collected_dataset_with_the_penalty(offline_run: P
     assert result["eval/return"] > 0
 
 
+def test_offline_dv2_logs_its_critic_against_the_true_returns(offline_run: Path) -> None:
+    """CoWorld's Fig. 5b compares its critic with Offline DV2's: the same value/* metrics and per-step
+    curves, named by the loop's step, with the dreamer's own discount."""
+    rows = [json.loads(line) for line in (offline_run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/return" in r]
+    keys = {"value/estimate", "value/true_return", "value/bias", "value/cumulative"}
+    assert all(keys <= set(r) for r in evals)
+    assert all("value/source_estimate" not in r for r in evals)  # no source critic here
+    files = sorted(p.name for p in (offline_run / "value_curves").glob("eval_*.json"))
+    assert files == ["eval_000000004.json", "eval_000000006.json"]
+    saved = json.loads((offline_run / "value_curves" / files[-1]).read_text())
+    episode = saved["episodes"][0]
+    assert saved["step"] == 6 and saved["gamma"] == pytest.approx(0.99)
+    assert len(episode["value"]) == len(episode["true_return"]) > 0 and episode["source_value"] == []
+    errors = [v - g for v, g in zip(episode["value"], episode["true_return"], strict=True)]
+    assert evals[-1]["value/bias"] == pytest.approx(sum(errors) / len(errors))
+
+
 def test_offline_stop_and_resume_equals_uninterrupted(workdir: Path, offline_run: Path) -> None:
     rundir = start_run(write_recipe(workdir, "offline-resumed", OFFLINE, **OFFLINE_TOP), stop_at=3)
     assert latest(rundir)["step"] == 3

@@ -17,8 +17,9 @@ What plugs in:
   in ``act``); CoWorld passes an object whose ``train_step`` makes a source update and, every K2 of them,
   K1 target updates from its own offline batch source.
 - ``batches`` (:data:`BatchSource`): ``rng -> batch`` of [B, L] arrays; default: the replay (online).
-- ``evaluator`` (:class:`EnvEvaluator` or any ``() -> metrics`` callable, optionally with ``video``): CoWorld
-  evaluates its *target* agent in the target environment while the loop trains the source.
+- ``evaluator`` (:class:`EnvEvaluator` or any ``(step) -> metrics`` callable, optionally with ``video``):
+  CoWorld evaluates its *target* agent in the target environment while the loop trains the source;
+  :class:`~xfer.dreamer.value_curves.ValueEvaluator` adds the critic's value diagnostics.
 - ``extra``: further ``{name: stateful}`` objects saved and restored with the checkpoint.
 
 Example (CoWorld's source phase)::
@@ -136,7 +137,8 @@ class EnvEvaluator:
     def __init__(self, ctx: RunContext, agent: Any, env: Any, episodes: int) -> None:
         self.ctx, self.agent, self.env, self.episodes = ctx, agent, env, episodes
 
-    def __call__(self) -> dict[str, float]:
+    def __call__(self, step: int = 0) -> dict[str, float]:
+        """The evaluation at the loop's ``step`` (unused here; evaluators writing files name them by it)."""
         metrics, _ = run_episodes(self.agent, self.env, self.episodes, int(self.ctx.rng.integers(2**31)))
         return metrics
 
@@ -252,7 +254,7 @@ class _Run:
     def evaluate(self, step: int) -> None:
         if self.evaluator is None or self.loop.last_eval == step:
             return
-        metrics = self.evaluator()
+        metrics = self.evaluator(step)
         self.loop.last_eval = step
         self.ctx.logger.log(step, metrics, **self.counters())
         self.ctx.progress.update(**{"eval return": f"{metrics.get('eval/return', float('nan')):.1f}"})

@@ -1,30 +1,32 @@
-"""Evaluating CoWorld's target agent in the target environment, with the paper's value diagnostics (Fig. 5b).
+"""Value diagnostics of an evaluated Dreamer agent: its critic against the true returns (CoWorld Fig. 5b).
 
-CoWorld claims its target critic neither over- nor under-estimates the values of its own policy. While the
-target agent is evaluated, every step's posterior feature is scored by the target critic v_ξ and by the
-(selected) source critic v_ξ', and the true discounted return-to-go of the evaluated policy is computed from
-the episode's rewards:
+CoWorld claims its target critic neither over- nor under-estimates the values of its own policy, where
+offline DreamerV2 overestimates. :class:`ValueEvaluator` measures this for any Dreamer agent (``dreamer``
+in every mode, ``coworld``'s target agent): while the agent is evaluated, every step's posterior feature is
+scored by its critic v_ξ (and, for CoWorld, by the selected source critic v_ξ'), and the true discounted
+return-to-go of the evaluated policy is computed from the episode's rewards:
 
     G_t = Σ_{k ≥ 0} γ^k r_{t+k},
 
 with xfer's convention that r_t is the reward received *with* observation t (r_0 = 0), which is what the
 DreamerV2 critic regresses (its λ-return starts with the reward predicted from the state itself). Episodes
 end at the time limit without bootstrapping, so G_t of late steps is truncated; compare the start-state
-values (``*_start``) or the averages over all visited states. Logged:
+values (``*_start``) or the averages over all visited states. Logged, the same names for every method so
+``xfer compare --metric value/bias`` can set them side by side:
 
-- ``coworld/value_estimate``, ``coworld/true_return``, ``coworld/value_bias`` (mean of v_tg − G);
-- ``coworld/value_estimate_start``, ``coworld/true_return_start`` (t = 0 only);
-- ``coworld/source_value_estimate`` (the source critic on the same target states);
+- ``value/estimate``, ``value/true_return``, ``value/bias`` (mean of v − G);
+- ``value/estimate_start``, ``value/true_return_start`` (t = 0 only);
+- ``value/source_estimate`` (CoWorld: the source critic on the same target states);
 - Fig. 5(b)'s cumulative values over an evaluation episode ("the cumulative value predictions throughout
-  500 steps" against the discounted sums of the rewards actually received): ``coworld/cumulative_value``
-  = Σ_t v_tg(s_t), ``coworld/cumulative_true_return`` = Σ_t G_t, ``coworld/cumulative_source_value``, each
-  the mean over the evaluated episodes;
+  500 steps" against the discounted sums of the rewards actually received): ``value/cumulative``
+  = Σ_t v(s_t), ``value/cumulative_true_return`` = Σ_t G_t, ``value/cumulative_source``, each the mean over
+  the evaluated episodes;
 - the usual ``eval/return``, ``eval/return_std``, ``eval/success``.
 
 Every evaluation also writes the per-step curves for plotting, ``<rundir>/value_curves/eval_<step>.json``:
-``{"step", "target_updates", "gamma", "episodes": [{"value", "true_return", "source_value", "reward",
-"cumulative_value", "cumulative_true_return"}, ...]}`` (lists over the episode's steps; ``step`` counts
-source environment steps, as the metrics do).
+``{"step", "gamma", "episodes": [{"value", "true_return", "source_value", "reward", "cumulative_value",
+"cumulative_true_return"}, ...], ...}`` (lists over the episode's steps; ``step`` is the loop's step, as in
+the metrics; CoWorld adds ``target_updates``).
 """
 
 from __future__ import annotations
@@ -37,10 +39,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-from xfer_plugins.coworld.agents import TargetEvalAgent
 
 from xfer.dreamer.behavior import ActorCritic
-from xfer.dreamer.loop import EnvEvaluator
+from xfer.dreamer.loop import EnvEvaluator, EvalAgent
 from xfer.run.context import RunContext
 from xfer.run.evaluate import run_episodes
 
@@ -73,9 +74,10 @@ class RewardLog(gymnasium.Wrapper):
 
 
 class ValueProbe:
-    """Acts as the evaluated agent and records v_tg and v_src of every posterior it acts from."""
+    """Acts as the evaluated agent (an :class:`~xfer.dreamer.loop.EvalAgent`) and records its critic's value
+    and the source critic's (when there is one) of every posterior it acts from."""
 
-    def __init__(self, agent: TargetEvalAgent, source: ActorCritic | None) -> None:
+    def __init__(self, agent: EvalAgent, source: ActorCritic | None) -> None:
         self.agent, self.source = agent, source
         self.target_values: list[list[float]] = []
         self.source_values: list[list[float]] = []
@@ -94,18 +96,19 @@ class ValueProbe:
         return action, state
 
 
-class CoWorldEvaluator(EnvEvaluator):
-    """:class:`EnvEvaluator` of the target agent plus the value diagnostics; returns nothing until
-    ``ready()`` (before the first target phase the target agent is untrained). ``progress()`` gives the
-    (step, target updates) the curves file is named and stamped with."""
+class ValueEvaluator(EnvEvaluator):
+    """:class:`EnvEvaluator` plus the value diagnostics of the module docstring. ``source`` gives the source
+    critic to score too (None: none); nothing is returned until ``ready()`` (CoWorld: before the first
+    target phase the target agent is untrained); ``stamp()`` adds fields to each curves file."""
 
-    def __init__(self, ctx: RunContext, agent: TargetEvalAgent, env: gymnasium.Env, episodes: int,
-                 source: Callable[[], ActorCritic | None], gamma: float, ready: Callable[[], bool],
-                 progress: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
+    def __init__(self, ctx: RunContext, agent: EvalAgent, env: gymnasium.Env, episodes: int, gamma: float,
+                 source: Callable[[], ActorCritic | None] = lambda: None,
+                 ready: Callable[[], bool] = lambda: True,
+                 stamp: Callable[[], dict[str, Any]] = dict) -> None:
         super().__init__(ctx, agent, RewardLog(env), episodes)
-        self.source, self.gamma, self.ready, self.progress = source, gamma, ready, progress
+        self.source, self.gamma, self.ready, self.stamp = source, gamma, ready, stamp
 
-    def __call__(self) -> dict[str, float]:
+    def __call__(self, step: int = 0) -> dict[str, float]:
         if not self.ready():
             return {}
         probe = ValueProbe(self.agent, self.source())
@@ -113,9 +116,8 @@ class CoWorldEvaluator(EnvEvaluator):
         metrics, _ = run_episodes(probe, self.env, self.episodes, int(self.ctx.rng.integers(2**31)))
         curves = episode_curves(probe, self.env.episodes, self.gamma)
         metrics.update(value_metrics(curves))
-        step, updates = self.progress()
         write_curves(self.ctx.rundir / "value_curves" / f"eval_{step:09d}.json",
-                     {"step": step, "target_updates": updates, "gamma": self.gamma, "episodes": curves})
+                     {"step": step, **self.stamp(), "gamma": self.gamma, "episodes": curves})
         return metrics
 
 
@@ -123,7 +125,7 @@ Curve = dict[str, list[float]]
 
 
 def episode_curves(probe: ValueProbe, rewards: list[list[float]], gamma: float) -> list[Curve]:
-    """Per evaluated episode, per step t: v_tg(s_t), G_t, v_src(s_t) (empty without a source), the reward
+    """Per evaluated episode, per step t: v(s_t), G_t, v_src(s_t) (empty without a source), the reward
     received with observation t, and the running sums Σ_{τ≤t} v_tg(s_τ) and Σ_{τ≤t} G_τ (Fig. 5b)."""
     curves = []
     for k, episode in enumerate(rewards):
@@ -143,17 +145,17 @@ def value_metrics(curves: list[Curve]) -> dict[str, float]:
     """Fig. 5b's comparison over all evaluated episodes (see the module docstring)."""
     value = np.concatenate([c["value"] for c in curves])
     truth = np.concatenate([c["true_return"] for c in curves])
-    metrics = {"coworld/value_estimate": float(value.mean()), "coworld/true_return": float(truth.mean()),
-               "coworld/value_bias": float((value - truth).mean()),
-               "coworld/value_estimate_start": float(np.mean([c["value"][0] for c in curves])),
-               "coworld/true_return_start": float(np.mean([c["true_return"][0] for c in curves])),
-               "coworld/cumulative_value": float(np.mean([c["cumulative_value"][-1] for c in curves])),
-               "coworld/cumulative_true_return": float(np.mean([c["cumulative_true_return"][-1]
-                                                                for c in curves]))}
+    metrics = {"value/estimate": float(value.mean()), "value/true_return": float(truth.mean()),
+               "value/bias": float((value - truth).mean()),
+               "value/estimate_start": float(np.mean([c["value"][0] for c in curves])),
+               "value/true_return_start": float(np.mean([c["true_return"][0] for c in curves])),
+               "value/cumulative": float(np.mean([c["cumulative_value"][-1] for c in curves])),
+               "value/cumulative_true_return": float(np.mean([c["cumulative_true_return"][-1]
+                                                              for c in curves]))}
     sources = [c["source_value"] for c in curves if c["source_value"]]
     if sources:
-        metrics["coworld/source_value_estimate"] = float(np.concatenate(sources).mean())
-        metrics["coworld/cumulative_source_value"] = float(np.mean([np.sum(s) for s in sources]))
+        metrics["value/source_estimate"] = float(np.concatenate(sources).mean())
+        metrics["value/cumulative_source"] = float(np.mean([np.sum(s) for s in sources]))
     return metrics
 
 
