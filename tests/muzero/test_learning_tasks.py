@@ -1,20 +1,18 @@
 """EfficientZero learns tasks with known optimal returns within about a minute on one CPU thread.
 
 The ``tiny-cpu`` preset through self-play, prioritised replay, reanalyse and the Learner
-(:func:`helpers_muzero.learn`). Issue 13: before the fixes the cue bandit stayed at random (2.5); with
-them it learns, but not yet reliably within a test's budget, so that test is slow-marked.
+(:func:`helpers_muzero.learn`). Issue 13: before the fixes the cue bandit stayed at random (2.5); with the
+``tiny-cpu`` widths (32 latent planes, LSTM 64) seeds 0-4 all reach 10.0 by 600 updates (README).
 """
 
 from __future__ import annotations
 
-import pytest
 from helpers_muzero import Corridor, CueBandit, StateBandit, learn
 
 
-@pytest.mark.slow  # not yet reliable: reaches 10 at 400-500 updates, then 6.9-7.5 in some seeds (README)
 def test_cue_bandit_reaches_near_optimal_greedy_return() -> None:
-    returns = learn(CueBandit, updates=800)
-    assert returns[-1] >= 8.0, returns  # random 2.5, optimal 10
+    returns = learn(CueBandit, updates=600)
+    assert returns[-1] >= 8.0, returns  # random 2.5, optimal 10; seeds 0-4 measured 10.0 at 600
 
 
 def test_corridor_with_a_delayed_reward_is_solved() -> None:
