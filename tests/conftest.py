@@ -34,10 +34,8 @@ def fake_plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     The fake plugin is registered as a real distribution (a ``.dist-info`` with an ``xfer`` entry point)
     on PYTHONPATH, exactly how an installed third-party plugin is found.
     """
-    site = tmp_path_factory.mktemp("fake_site")
-    (site / "xfer_fake_ep.py").write_text("from xfer.testing import FakePlugin\nplugin = FakePlugin()\n")
-    dist = site / "xfer_fake_ep-0.0.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-fake-ep\nVersion: 0.0.0\n")
-    (dist / "entry_points.txt").write_text("[xfer]\nfake = xfer_fake_ep:plugin\n")
-    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
+    from xfer.testing import install_plugin_distribution
+
+    source = "from xfer.testing import FakePlugin\nplugin = FakePlugin()\n"
+    return install_plugin_distribution(tmp_path_factory.mktemp("fake_site"), "xfer-fake-ep",
+                                       {"xfer_fake_ep": source}, "fake = xfer_fake_ep:plugin")

@@ -146,3 +146,20 @@ def smoke_run(method: str, config: dict[str, Any], workdir: Path, plugins: dict[
     path = workdir / f"smoke-{method}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return start_run(path, registry=fake_registry(plugins))
+
+
+def install_plugin_distribution(site: Path, name: str, modules: dict[str, str],
+                                entry_point: str) -> dict[str, str]:
+    """Write a plugin as a real installed distribution into the folder ``site``: the ``modules``
+    (``{module name: source}``) and a ``<name>-0.0.0.dist-info`` whose ``xfer`` entry point is
+    ``entry_point`` (``"key = module:attribute"``), exactly how pip leaves a third-party plugin. Returns the
+    environment variables (``PYTHONPATH``) under which a subprocess (``xfer ...``) finds it."""
+    import os
+
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(source)
+    dist = site / f"{name.replace('-', '_')}-0.0.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.0\n")
+    (dist / "entry_points.txt").write_text(f"[xfer]\n{entry_point}\n")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}

@@ -16,7 +16,7 @@ from xfer import hookimpl
 from xfer.errors import XferError
 from xfer.plugins import load_plugins
 from xfer.recipe_io import RecipeError, apply_overrides, load_recipe, read_yaml, validate_recipe
-from xfer.testing import FakePlugin
+from xfer.testing import FakePlugin, install_plugin_distribution
 
 GOOD = {"method": "fake-linear", "target": {"suite": "fake", "task": "reach"}, "fake-linear": {"steps": 7}}
 
@@ -202,17 +202,13 @@ def test_bracketed_task_is_printed_as_given(tmp_path: Path) -> None:
 
 def _needy_plugin_env(site: Path) -> dict[str, str]:
     """A third-party plugin (a real distribution on PYTHONPATH) whose suite's simulator is not installed."""
-    (site / "xfer_needy_ep.py").write_text(
-        "from xfer import hookimpl\nfrom xfer.registry import SuiteSpec\n"
-        "class Plugin:\n    @hookimpl\n    def xfer_register_suites(self, register):\n"
-        "        register(SuiteSpec(name='needy', tasks=('t',), make_env='xfer_needy_env:make',"
-        " extra='metaworld'))\nplugin = Plugin()\n")
-    (site / "xfer_needy_env.py").write_text("import xfer_simulator_not_installed_zz\n")
-    dist = site / "xfer_needy_ep-0.0.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-needy-ep\nVersion: 0.0.0\n")
-    (dist / "entry_points.txt").write_text("[xfer]\nneedy = xfer_needy_ep:plugin\n")
-    return {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
+    plugin = ("from xfer import hookimpl\nfrom xfer.registry import SuiteSpec\n"
+              "class Plugin:\n    @hookimpl\n    def xfer_register_suites(self, register):\n"
+              "        register(SuiteSpec(name='needy', tasks=('t',), make_env='xfer_needy_env:make',"
+              " extra='metaworld'))\nplugin = Plugin()\n")
+    return install_plugin_distribution(site, "xfer-needy-ep", {
+        "xfer_needy_ep": plugin, "xfer_needy_env": "import xfer_simulator_not_installed_zz\n"},
+        "needy = xfer_needy_ep:plugin")
 
 
 def test_missing_simulator_hint_names_the_extra(tmp_path: Path) -> None:
@@ -275,12 +271,9 @@ def test_plugin_table_prints_a_broken_plugin_error_as_it_is() -> None:
 def test_method_of_a_plugin_that_fails_to_import_through_the_cli(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    (site / "xfer_broken_ep.py").write_text("import xfer_dependency_not_installed_zz\n")
-    dist = site / "xfer_broken_ep-0.0.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xfer-broken-ep\nVersion: 0.0.0\n")
-    (dist / "entry_points.txt").write_text("[xfer]\nbroken = xfer_broken_ep\n")
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
+    env = install_plugin_distribution(site, "xfer-broken-ep",
+                                      {"xfer_broken_ep": "import xfer_dependency_not_installed_zz\n"},
+                                      "broken = xfer_broken_ep")
     path = tmp_path / "b.yaml"
     path.write_text(yaml.safe_dump({"method": "broken", "target": {"suite": "dmc", "task": "walker-walk"}}))
     stderr = one_error(xfer("validate", str(path), env=env))
