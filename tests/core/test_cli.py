@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,14 +10,9 @@ import time
 from pathlib import Path
 
 import yaml
+from cli_process import start_xfer, wait_for, xfer
 
 ROOT = Path(__file__).parents[2]
-
-
-def xfer(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-         timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
 
 
 def test_list_plugins_does_not_import_heavy_modules() -> None:
@@ -65,12 +59,9 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path: Path, fake_plugi
               "logging": {"tensorboard": False, "live": False}, "fake-linear": {"steps": 200000}}
     path = tmp_path / "sig.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    proc = subprocess.Popen([sys.executable, "-m", "xfer.cli", "run", str(path)], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    proc = start_xfer("run", str(path), env=env)
     runs = tmp_path / "runs" / "sig"
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(runs.glob("*/metrics.jsonl")):
-        time.sleep(0.2)
+    wait_for(runs, "*/metrics.jsonl")
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)

@@ -6,11 +6,11 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_process import xfer
 
 from xfer import hookimpl
 from xfer.errors import XferError
@@ -19,11 +19,6 @@ from xfer.recipe_io import RecipeError, apply_overrides, load_recipe, read_yaml,
 from xfer.testing import FakePlugin, install_plugin_distribution
 
 GOOD = {"method": "fake-linear", "target": {"suite": "fake", "task": "reach"}, "fake-linear": {"steps": 7}}
-
-
-def xfer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xfer.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 def one_error(result: subprocess.CompletedProcess) -> str:

@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from cli_process import quiet, said, xfer
+from cli_process import quiet, said, start_xfer, wait_for, xfer
 
 from xfer.errors import XferError
 from xfer.run.checkpoint import Checkpointer
@@ -163,12 +162,9 @@ def test_run_lock_refuses_a_second_holder_and_names_the_pid(tmp_path: Path) -> N
 
 def long_run(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], Path]:
     path = recipe_file(tmp_path, "long", 200000, checkpoint={"every": 100, "keep": 2})
-    proc = subprocess.Popen([sys.executable, "-m", "xfer.cli", "run", str(path)], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    proc = start_xfer("run", str(path), env=env)
     runs = tmp_path / "runs" / "long"
-    deadline = time.time() + 60
-    while time.time() < deadline and not list(runs.glob("*/checkpoints/ckpt-*.pt")):
-        time.sleep(0.2)
+    wait_for(runs, "*/checkpoints/ckpt-*.pt")
     return proc, next(runs.iterdir())
 
 
