@@ -2,6 +2,8 @@
 
     python benchmarks/dreamer_model_check.py RUNDIR [--checkpoint PATH] [--horizon 40] [--seed 5]
 
+(a dreamer run: its checkpoints hold one DreamerV2 agent)
+
 From one real start (5 observed frames after a reset with ``--seed``), for a few action sequences (the
 uniformly random one the environment actually got, constant +1, −1 and 0 on every action entry), prints the
 reward the world model predicts open loop next to the reward the simulator gives for the same actions
@@ -21,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 
 from xfer.envs.make import make_env
-from xfer.plugins import get_registry
-from xfer.recipe_io import load_recipe
-from xfer.registry import load_attr
+from xfer.run.evaluate import load_run_agent
 
 
 def main() -> None:
@@ -37,13 +38,10 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    registry = get_registry()
-    recipe = load_recipe(args.rundir / "recipe.yaml", registry)
-    spec = registry.method(recipe.method)
-    load_agent = load_attr(spec.load_agent, what=spec.name, extra=spec.extra)
-    agent = load_agent(args.rundir, args.checkpoint, "cpu").agent
+    run = load_run_agent(args.checkpoint or args.rundir, "cpu", Console(quiet=True))
+    agent, recipe = run.agent.agent, run.recipe
     env = make_env(recipe.target.suite, recipe.target.task, recipe.env_for(recipe.target), args.seed,
-                   registry=registry)
+                   registry=run.registry)
     wm, rssm, behavior = agent.world_model, agent.world_model.rssm, agent.behavior
     shape, ctx, horizon = env.action_space.shape, args.context, args.horizon
     rng = np.random.default_rng(args.seed)

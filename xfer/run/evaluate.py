@@ -8,7 +8,7 @@ is placed next to the real frames — the picture Dreamer users look at.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -81,10 +81,19 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 20) -> Path:
     return path
 
 
-def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool, seed: int, device: str,
-                 console: Console) -> dict[str, Any]:
-    """Evaluate the agent of a run directory (newest checkpoint) or of one checkpoint file."""
-    from xfer.envs.make import make_env
+class LoadedRun(NamedTuple):
+    """A run's agent ready to act, with what evaluating it needs."""
+
+    recipe: Any
+    registry: Any
+    agent: Agent
+    checkpoint: Path
+    step: int
+
+
+def load_run_agent(target: Path, device: str, console: Console) -> LoadedRun:
+    """The agent of a run directory (newest readable checkpoint) or of one checkpoint file inside one, built
+    by its method's ``load_agent`` on ``device``; bad input is one :class:`XferError` line."""
     from xfer.plugins import get_registry
     from xfer.recipe_io import load_recipe
     from xfer.registry import load_attr
@@ -104,8 +113,18 @@ def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool,
     dev = select_device(device, say=console.print)
     agent = load_attr(spec.load_agent, what=f"method {spec.name!r}", extra=spec.extra)(rundir, checkpoint,
                                                                                         str(dev))
+    return LoadedRun(recipe, registry, agent, checkpoint, step)
+
+
+def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool, seed: int, device: str,
+                 console: Console) -> dict[str, Any]:
+    """Evaluate the agent of a run directory (newest checkpoint) or of one checkpoint file."""
+    from xfer.envs.make import make_env
+
+    run = load_run_agent(target, device, console)
+    recipe, agent = run.recipe, run.agent
     env = make_env(recipe.target.suite, recipe.target.task, recipe.env_for(recipe.target), seed,
-                   registry=registry)
+                   registry=run.registry)
     if video is not None and not renders_images(env):
         env.close()
         raise XferError("--video needs images, but this run's environment renders none (env.pixels: false)",
@@ -115,7 +134,7 @@ def evaluate_run(target: Path, episodes: int, video: Path | None, explore: bool,
     if video is not None:
         write_video(video, video_frames(agent, recorded[0]))
         result["video"] = str(video)
-    return {**result, "checkpoint": str(checkpoint), "step": step}
+    return {**result, "checkpoint": str(run.checkpoint), "step": run.step}
 
 
 def pick_checkpoint(rundir: Path, checkpoint: Path | None, console: Console) -> tuple[Path, int]:
