@@ -8,13 +8,17 @@ is placed next to the real frames — the picture Dreamer users look at.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from rich.console import Console
 
 from xfer.errors import XferError
 from xfer.interfaces import Agent
+
+if TYPE_CHECKING:
+    from xfer.recipe import Recipe
+    from xfer.registry import Registry
 
 
 def renders_images(env: Any) -> bool:
@@ -84,8 +88,8 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 20) -> Path:
 class LoadedRun(NamedTuple):
     """A run's agent ready to act, with what evaluating it needs."""
 
-    recipe: Any
-    registry: Any
+    recipe: Recipe
+    registry: Registry
     agent: Agent
     checkpoint: Path
     step: int
