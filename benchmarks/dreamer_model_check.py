@@ -85,8 +85,8 @@ def main() -> None:
             if t in (0, horizon // 2, horizon - 1):
                 latent, total = state.latent, 0.0
                 for _ in range(behavior.cfg.horizon):
-                    out = behavior.actor_forward(rssm.feat(latent), None)
-                    latent = rssm.img_step(latent, behavior.dist(out).mode())
+                    actor_out = behavior.actor_forward(rssm.feat(latent), None)
+                    latent = rssm.img_step(latent, behavior.dist(actor_out).mode())
                     total += float(wm.reward(rssm.feat(latent)))
                 imagined[t] = total
             actions.append(action.numpy()[0])

@@ -11,11 +11,14 @@ out (LightZero collects whole episodes and overshoots its budget).
 """
 import argparse
 import glob
-import json
 import os
 import re
+import sys
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from xfer_run_dir import write_run  # noqa: E402
 
 
 def main():
@@ -44,21 +47,13 @@ def main():
     by_iter = scalars['evaluator_iter/eval_episode_return_mean']
     if start is None:
         start = min(e.wall_time for e in by_step)
-    os.makedirs(args.rundir, exist_ok=True)
     rows = []
     for a, b in zip(by_step, by_iter, strict=False):
         if args.max_env_step is not None and a.step > args.max_env_step:
             break
         rows.append({'step': int(a.step), 'env_steps': int(a.step), 'updates': int(b.step),
                      'minutes': round((a.wall_time - start) / 60, 3), 'eval/return': float(a.value)})
-    with open(os.path.join(args.rundir, 'metrics.jsonl'), 'w') as f:
-        for row in rows:
-            f.write(json.dumps(row) + '\n')
-    with open(os.path.join(args.rundir, 'recipe.yaml'), 'w') as f:
-        f.write(f'method: lightzero_efficientzero\nseed: {args.seed}\n'
-                f'target: {{suite: gym, task: {args.task}}}\n')
-    with open(os.path.join(args.rundir, 'run.json'), 'w') as f:
-        json.dump({'status': 'done', 'source': os.path.abspath(args.exp_dir)}, f)
+    write_run(args.rundir, rows, 'lightzero_efficientzero', args.seed, 'gym', args.task, args.exp_dir)
     print(f'{len(rows)} evaluations -> {args.rundir}')
 
 

@@ -15,12 +15,15 @@ row per logged training return, ``train/return`` from sheeprl's ``Rewards/rew_av
 """
 import argparse
 import glob
-import json
 import os
 import re
+import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from xfer_run_dir import write_run  # noqa: E402
 
 
 def evaluate_checkpoint(path, cfg, episodes):
@@ -73,9 +76,8 @@ def main():
     cfg = dotdict(OmegaConf.to_container(saved, resolve=True))
     repeat = int(cfg.env.action_repeat)
     rows = []
-    for path in sorted(glob.glob(os.path.join(args.log_dir, "checkpoint", "ckpt_*_0.ckpt")),
-                       key=lambda p: int(re.search(r"ckpt_(\d+)_", p).group(1))):
-        policy_step = int(re.search(r"ckpt_(\d+)_", path).group(1))
+    paths = glob.glob(os.path.join(args.log_dir, "checkpoint", "ckpt_*_0.ckpt"))
+    for policy_step, path in sorted((int(re.search(r"ckpt_(\d+)_", p).group(1)), p) for p in paths):
         returns = evaluate_checkpoint(path, cfg, args.episodes)
         rows.append({"step": policy_step * repeat, "env_steps": policy_step * repeat,
                      "eval/return": float(np.mean(returns)), "eval/return_std": float(np.std(returns)),
@@ -89,14 +91,7 @@ def main():
             rows += [{"step": e.step * repeat, "env_steps": e.step * repeat, "train/return": float(e.value)}
                      for e in ea.Scalars("Rewards/rew_avg")]
     rows.sort(key=lambda r: r["step"])
-    os.makedirs(args.rundir, exist_ok=True)
-    with open(os.path.join(args.rundir, "metrics.jsonl"), "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    with open(os.path.join(args.rundir, "recipe.yaml"), "w") as f:
-        f.write(f"method: sheeprl_dreamer_v2\nseed: {args.seed}\ntarget: {{suite: dmc, task: {args.task}}}\n")
-    with open(os.path.join(args.rundir, "run.json"), "w") as f:
-        json.dump({"status": "done", "source": os.path.abspath(args.log_dir)}, f)
+    write_run(args.rundir, rows, "sheeprl_dreamer_v2", args.seed, "dmc", args.task, args.log_dir)
     print(f"{len(rows)} rows -> {args.rundir}")
 
 
