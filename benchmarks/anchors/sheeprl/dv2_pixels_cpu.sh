@@ -6,6 +6,8 @@
 # discrete latents, MLPs 2x256. One torch thread. Checkpoints (models only) every 2,500 policy steps, for
 # greedy evaluation afterwards (eval_checkpoints.py).
 # Usage: ANCHOR_VENV=/path/to/venv WORKDIR=/somewhere SEED=0 bash dv2_pixels_cpu.sh
+# Critic settings (the recipe's critic_lr and slow_critic_every): CRITIC_LR (default DreamerV2's 8e-5) and
+# TARGET_EVERY (updates between target-critic copies, default 100); RUN_NAME names the run directory.
 set -euo pipefail
 cd "$WORKDIR"
 export MUJOCO_GL=egl OMP_NUM_THREADS=1
@@ -21,7 +23,9 @@ date -u +"START %Y-%m-%dT%H:%M:%SZ %s"
   algo.world_model.stochastic_size=16 algo.world_model.discrete_size=16 \
   algo.dense_units=256 algo.mlp_layers=2 \
   algo.total_steps=30000 algo.learning_starts=2500 algo.per_rank_pretrain_steps=100 algo.replay_ratio=0.2 \
+  algo.critic.optimizer.lr="${CRITIC_LR:-8e-5}" \
+  algo.critic.per_rank_target_network_update_freq="${TARGET_EVERY:-100}" \
   buffer.size=100000 buffer.memmap=False buffer.checkpoint=False checkpoint.every=2500 checkpoint.save_last=True checkpoint.keep_last=20 \
   fabric.accelerator=cpu seed="${SEED:-0}" num_threads=1 metric.log_every=1000 \
-  root_dir=pixels run_name="cartpole_balance_seed${SEED:-0}"
+  root_dir=pixels run_name="${RUN_NAME:-cartpole_balance}_seed${SEED:-0}"
 date -u +"END %Y-%m-%dT%H:%M:%SZ %s"
