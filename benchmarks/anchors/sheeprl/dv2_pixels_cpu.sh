@@ -4,7 +4,7 @@
 # (60k environment steps), 2,500 random policy steps before learning (5k env steps), 100 pretraining updates,
 # then 0.2 updates per policy step (one per 10 env steps), batch 16 x 32, CNN depth 16, GRU 200, 16x16
 # discrete latents, MLPs 2x256. One torch thread. Checkpoints (models only) every 2,500 policy steps, for
-# greedy evaluation afterwards (eval_checkpoints.py).
+# greedy evaluation afterwards (sheeprl_to_run.py).
 # Usage: ANCHOR_VENV=/path/to/venv WORKDIR=/somewhere SEED=0 bash dv2_pixels_cpu.sh
 # Critic settings (the recipe's critic_lr and slow_critic_every): CRITIC_LR (default DreamerV2's 8e-5) and
 # TARGET_EVERY (updates between target-critic copies, default 100); RUN_NAME names the run directory.
