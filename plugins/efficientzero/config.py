@@ -22,3 +22,7 @@ class EfficientZeroMethodConfig(BaseModel):
                                        description="backbone settings (presets: tiny, paper, paper-L)")
     selfplay: SelfPlaySettings = Field(default_factory=SelfPlaySettings)
     eval_at_start: bool = Field(False, description="also evaluate the untrained agent at step 0")
+    reanalyse_workers: int = Field(
+        0, ge=0, description="processes that compute value bootstraps and reanalysed policies ahead of the "
+                             "learner (EZ code's reanalyse actors, xfer.muzero.batch_workers); 0: in the "
+                             "learner's process, each batch sampled right before its update")

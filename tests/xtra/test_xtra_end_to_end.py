@@ -148,11 +148,15 @@ def test_efficientzero_runs_end_to_end(tmp_path: Path, registry) -> None:
     assert "xtra/offline/demon-attack/total" in set().union(*read_metrics(stored / "metrics.jsonl"))
 
 
-def test_efficientzero_resume_is_exact(tmp_path: Path, registry) -> None:
-    path = _recipe(tmp_path, "efficientzero", "ez", {"model": MODEL, "selfplay": SELFPLAY})
+@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "reanalyse-worker"])
+def test_efficientzero_resume_is_exact(tmp_path: Path, registry, workers: int) -> None:
+    """Also with a reanalyse worker: the batch in flight at the checkpoint is stored and trained on first."""
+    section = {"model": MODEL, "selfplay": SELFPLAY, "reanalyse_workers": workers}
+    path = _recipe(tmp_path, "efficientzero", "ez", section)
     full = start_run(path, registry=registry)
     part = start_run(path, registry=registry, stop_at=12)
     resume_run(part, registry=registry)
+    assert ("batch_workers" in _final(full)) == bool(workers)
     assert _same(_final(full), _final(part))
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xfer.presets import expand_preset
 
-PresetName = Literal["tiny", "tiny-cpu", "tiny-mlp", "cartpole", "paper", "paper-L"]
+PresetName = Literal["tiny", "tiny-cpu", "tiny-mlp", "cartpole", "atari-cpu", "paper", "paper-L"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -57,6 +57,13 @@ PRESETS["tiny-mlp"] = {**_TINY_CPU, "network": "mlp", "latent_dim": 32, "mlp_hid
 PRESETS["cartpole"] = {**_TINY_CPU, "network": "mlp", "latent_dim": 128, "mlp_hidden": 128,
                        "lstm_hidden": 128, "head_hidden": 32, "proj_hidden": 128, "proj_out": 128,
                        "pred_hidden": 64, "num_simulations": 25, "batch_size": 64, "discount": 0.997}
+# Atari on a 2-core CPU (recipes/efficientzero_atari_cpu.yaml): 64x64 gray frames, 4 stacked (the latent is
+# 4x4), EfficientZero's gray width halved again (32 planes), the CPU training settings above, 16 simulations.
+PRESETS["atari-cpu"] = {**_CPU_TRAINING, "frame_stack": 4, "image_size": 64, "image_channels": 1,
+                        "channels": 32, "reduced_channels": 16, "head_hidden": 32, "lstm_hidden": 128,
+                        "proj_hidden": 256, "proj_out": 256, "pred_hidden": 128, "num_simulations": 16,
+                        "batch_size": 64, "lr_warmup_steps": 100, "replay_capacity": 100_000,
+                        "min_replay_size": 1000}
 
 
 class EfficientZeroConfig(BaseModel):

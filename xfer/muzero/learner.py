@@ -121,6 +121,7 @@ class Learner:
         self.target_net = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.optimizer = make_optimizer(self.net, cfg)
         self.train_step = 0
+        self.target_version = 0  # changes whenever target_net's weights do (BatchWorkers re-sends them)
 
     def learning_rate(self, step: int) -> float:
         """Linear warm-up, then lr * rate^floor((step - warm-up) / decay_steps) (EZ code's ``adjust_lr``)."""
@@ -227,6 +228,7 @@ class Learner:
 
     def update_target(self) -> None:
         self.target_net.load_state_dict(self.net.state_dict())
+        self.target_version += 1
 
     def state_dict(self) -> dict[str, object]:
         return {"net": self.net.state_dict(), "target_net": self.target_net.state_dict(),
@@ -235,5 +237,6 @@ class Learner:
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.net.load_state_dict(state["net"])
         self.target_net.load_state_dict(state["target_net"])
+        self.target_version += 1
         self.optimizer.load_state_dict(state["optimizer"])
         self.train_step = int(state["train_step"])

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from xfer.muzero.agent import MuZeroAgent
+    from xfer.muzero.batch_workers import BatchWorkers
     from xfer.muzero.config import EfficientZeroConfig
     from xfer.muzero.learner import Learner
     from xfer.muzero.replay import PrioritizedReplay
@@ -111,21 +112,37 @@ def evaluate(agent: MuZeroAgent, envs: list[Any], seeds: np.ndarray) -> dict[str
 
 # ---- training ---------------------------------------------------------------------------------------
 def efficientzero_update(learner: Learner, replay: PrioritizedReplay, rng: np.random.Generator,
-                         batch_size: int | None = None) -> dict[str, float]:
+                         batch_size: int | None = None,
+                         workers: BatchWorkers | None = None) -> dict[str, float]:
     """One EfficientZero update (Eq. 3): sample by priority, reanalyse with the target network (TD horizons
-    off-policy corrected by the positions' ages), SGD."""
-    from xfer.muzero.targets import TargetSource, make_batch
+    off-policy corrected by the positions' ages), SGD. With ``workers`` the reanalyse runs in their
+    processes, ahead of the learner (:mod:`xfer.muzero.batch_workers`)."""
+    from xfer.muzero.targets import TargetSource, gather_job, make_batch
     from xfer.run.distributed import rank_rng, share_indices, world
 
     cfg = learner.cfg
     rng = rank_rng(rng, learner.train_step)  # several processes: this rank's stream and share of the batch
-    positions = replay.sample(batch_size or cfg.batch_size, rng, replay.beta(learner.train_step))
-    if world() > 1:
-        share = share_indices(len(positions.game_ids))
-        keys = ("game_ids", "steps", "weights")
-        positions = type(positions)(*(getattr(positions, key)[share] for key in keys))
-    batch = make_batch(replay, positions, cfg, TargetSource(learner.target_net), rng, learner.device,
-                       ages=replay.ages(positions.game_ids, positions.steps))
+    source = TargetSource(learner.target_net)
+
+    def sample() -> Any:
+        positions = replay.sample(batch_size or cfg.batch_size, rng, replay.beta(learner.train_step))
+        if world() > 1:
+            share = share_indices(len(positions.game_ids))
+            keys = ("game_ids", "steps", "weights")
+            positions = type(positions)(*(getattr(positions, key)[share] for key in keys))
+        return positions
+
+    if workers is None:
+        positions = sample()
+        batch = make_batch(replay, positions, cfg, source, rng, learner.device,
+                           ages=replay.ages(positions.game_ids, positions.steps))
+    else:
+        def gather() -> Any:
+            positions = sample()
+            return gather_job(replay, positions, cfg, source, rng,
+                              ages=replay.ages(positions.game_ids, positions.steps))
+
+        batch = workers.next_batch(source, learner.target_version, gather, rng, learner.device)
     return learner.update(batch, replay)
 
 

@@ -138,26 +138,55 @@ def _inputs(game: GameHistory, t: int, cfg: EfficientZeroConfig,
     return obs, actions, mask
 
 
+@dataclass
+class BatchJob:
+    """A batch gathered from the replay, waiting for its network part (:func:`network_part`).
+
+    The network-free targets are done: z = ``value_base`` + ``value_scale`` · v, with v the source's value
+    at ``value_obs`` (n-step: the discounted rewards and γ^n, 0 past a terminal state or the history's
+    end; ``value_mode: network``: 0 and 1 inside the history), and the stored policies, whose rows
+    ``reanalyse_rows``/``reanalyse_cols`` a fresh search on ``reanalyse_obs`` replaces.
+    """
+
+    obs_window: np.ndarray
+    actions: np.ndarray
+    mask: np.ndarray
+    legal: np.ndarray
+    prefix: np.ndarray
+    weights: np.ndarray
+    game_ids: np.ndarray
+    steps: np.ndarray
+    task_ids: np.ndarray
+    value_obs: np.ndarray
+    value_base: np.ndarray
+    value_scale: np.ndarray
+    policies: np.ndarray
+    reanalyse_obs: np.ndarray
+    reanalyse_legal: np.ndarray
+    reanalyse_rows: np.ndarray
+    reanalyse_cols: np.ndarray
+
+
 def make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
                source: TargetSource, rng: np.random.Generator, device: str | torch.device = "cpu",
                chunk: int = 256, ages: np.ndarray | None = None) -> TrainBatch:
     """Inputs and targets for the sampled positions; values and policies from ``source.net`` in eval mode.
 
     ``ages`` (:meth:`PrioritizedReplay.ages`) turns on the off-policy correction of the TD horizon
-    (:func:`corrected_td_steps`); without them every position uses ``td_steps``.
+    (:func:`corrected_td_steps`); without them every position uses ``td_steps``. The three parts
+    (:func:`gather_job`, :func:`network_part`, :func:`finish_job`) also run apart, the network part in
+    another process (:mod:`xfer.muzero.batch_workers`).
     """
-    was_training = source.net.training
-    source.net.eval()
+    job = gather_job(replay, positions, cfg, source, rng, ages)
+    values, policies = network_part(source, cfg, rng, job.value_obs, job.reanalyse_obs, job.reanalyse_legal,
+                                    chunk)
+    return finish_job(job, values, policies, device)
+
+
+def gather_job(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
+               source: TargetSource, rng: np.random.Generator, ages: np.ndarray | None = None) -> BatchJob:
+    """Everything of a batch that needs no network: inputs, prefixes, the n-step sums, stored policies."""
     td = np.full(len(positions.steps), cfg.td_steps) if ages is None else corrected_td_steps(ages, cfg)
-    try:
-        return _make_batch(replay, positions, cfg, source, rng, torch.device(device), chunk, td)
-    finally:
-        source.net.train(was_training)
-
-
-def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: EfficientZeroConfig,
-                source: TargetSource, rng: np.random.Generator, device: torch.device,
-                chunk: int, td: np.ndarray) -> TrainBatch:
     K, n_actions = cfg.unroll_steps, cfg.n_actions
     games = [replay.game(int(g)) for g in positions.game_ids]
     steps = positions.steps.astype(np.int64)
@@ -168,44 +197,77 @@ def _make_batch(replay: PrioritizedReplay, positions: SampledPositions, cfg: Eff
 
     # One stacked observation per (position, k): values bootstrap from them, policies are reanalysed on them.
     pairs = list(zip(games, steps.tolist(), strict=True))
+    base = np.zeros((len(games), K + 1), dtype=np.float32)
+    scale = np.zeros((len(games), K + 1), dtype=np.float32)
     if source.value_mode == "nstep":
         value_ix = [bootstrap_indices(len(g), t, K, int(n)) for (g, t), n in zip(pairs, td, strict=True)]
+        for b, (g, t) in enumerate(pairs):
+            base[b] = nstep_value_targets(g.rewards, t, K, int(td[b]), cfg.discount, np.zeros(K + 1),
+                                          g.terminal)
+            scale[b] = nstep_value_targets(np.zeros_like(g.rewards), t, K, int(td[b]), cfg.discount,
+                                           np.ones(K + 1), g.terminal)
     else:
         value_ix = [np.minimum(t + np.arange(K + 1), len(g)) for g, t in pairs]
+        for b, (g, t) in enumerate(pairs):
+            scale[b] = t + np.arange(K + 1) < len(g)
     value_obs = np.stack([g.stacked_obs(int(i), cfg.frame_stack)
                           for g, ix in zip(games, value_ix, strict=True) for i in ix])
-    net_values = _network_values(source.net, value_obs, chunk).reshape(len(games), K + 1)
-    values = np.zeros((len(games), K + 1), dtype=np.float32)
-    for b, (g, t) in enumerate(zip(games, steps, strict=True)):
-        if source.value_mode == "nstep":
-            values[b] = nstep_value_targets(g.rewards, int(t), K, int(td[b]), cfg.discount, net_values[b],
-                                            g.terminal)
-        else:
-            inside = int(t) + np.arange(K + 1) < len(g)
-            values[b] = np.where(inside, net_values[b], 0.0)
 
     policies = np.zeros((len(games), K + 1, n_actions), dtype=np.float32)
-    for b, (g, t) in enumerate(zip(games, steps, strict=True)):
-        inside = min(K + 1, len(g) - int(t))
+    for b, (g, t) in enumerate(pairs):
+        inside = min(K + 1, len(g) - t)
         policies[b, :inside] = g.policies[t:t + inside]
     n_reanalyse = 0 if source.policy_mode == "stored" else int(round(cfg.reanalyse_policy_ratio * len(games)))
-    if n_reanalyse:
-        ix = [(b, k) for b in range(n_reanalyse) for k in range(K + 1) if steps[b] + k < len(games[b])]
-        obs = np.stack([games[b].stacked_obs(int(steps[b]) + k, cfg.frame_stack) for b, k in ix])
-        fresh = _network_policies(source, obs, np.stack([legal[b] for b, _ in ix]), cfg, rng, chunk)
-        policies[:n_reanalyse] = 0.0
-        rows, cols = np.array(ix).T
-        policies[rows, cols] = fresh
+    ix = [(b, k) for b in range(n_reanalyse) for k in range(K + 1) if steps[b] + k < len(games[b])]
+    policies[:n_reanalyse] = 0.0
+    rows, cols = (np.array(ix, dtype=np.int64).T if ix else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    frame_shape = value_obs.shape[1:]
+    reanalyse_obs = (np.stack([games[b].stacked_obs(int(steps[b]) + k, cfg.frame_stack) for b, k in ix]) if ix
+                     else np.zeros((0, *frame_shape), value_obs.dtype))
+    return BatchJob(
+        obs_window=np.stack([i[0] for i in inputs]), actions=np.stack([i[1] for i in inputs]),
+        mask=np.stack([i[2] for i in inputs]), legal=legal, prefix=prefix[:, :K].astype(np.float32),
+        weights=np.asarray(positions.weights, np.float32), game_ids=positions.game_ids, steps=steps,
+        task_ids=np.array([g.task_id for g in games]), value_obs=value_obs, value_base=base,
+        value_scale=scale, policies=policies, reanalyse_obs=reanalyse_obs, reanalyse_legal=legal[rows],
+        reanalyse_rows=rows, reanalyse_cols=cols)
+
+
+def network_part(source: TargetSource, cfg: EfficientZeroConfig, rng: np.random.Generator,
+                 value_obs: np.ndarray, reanalyse_obs: np.ndarray, reanalyse_legal: np.ndarray,
+                 chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The source network's values at ``value_obs`` [N] and its policies at the reanalysed positions
+    [R, A] (a fresh search, or its predicted policy), with the network in eval mode."""
+    was_training = source.net.training
+    source.net.eval()
+    try:
+        values = _network_values(source.net, value_obs, chunk)
+        if len(reanalyse_obs):
+            fresh = _network_policies(source, reanalyse_obs, reanalyse_legal, cfg, rng, chunk)
+        else:
+            fresh = np.zeros((0, cfg.n_actions), np.float32)
+        return values.astype(np.float32), fresh.astype(np.float32)
+    finally:
+        source.net.train(was_training)
+
+
+def finish_job(job: BatchJob, values: np.ndarray, fresh: np.ndarray,
+               device: str | torch.device = "cpu") -> TrainBatch:
+    """The train batch from a gathered job and its network part (``values`` flat or [B, K + 1])."""
+    device = torch.device(device)
+    policies = job.policies.copy()
+    policies[job.reanalyse_rows, job.reanalyse_cols] = fresh
 
     def as_t(x: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
 
-    obs_window = np.stack([i[0] for i in inputs])
+    obs = job.obs_window
     return TrainBatch(
-        obs=as_t(obs_window, torch.uint8 if obs_window.dtype == np.uint8 else torch.float32),
-        actions=as_t(np.stack([i[1] for i in inputs]), torch.long),
-        mask=as_t(np.stack([i[2] for i in inputs]), torch.float32),
-        legal=as_t(legal, torch.bool), target_value=as_t(values, torch.float32),
-        target_prefix=as_t(prefix[:, :K], torch.float32), target_policy=as_t(policies, torch.float32),
-        weights=as_t(positions.weights, torch.float32), game_ids=positions.game_ids, steps=steps,
-        task_ids=np.array([g.task_id for g in games]))
+        obs=as_t(obs, torch.uint8 if obs.dtype == np.uint8 else torch.float32),
+        actions=as_t(job.actions, torch.long), mask=as_t(job.mask, torch.float32),
+        legal=as_t(job.legal, torch.bool),
+        target_value=as_t(job.value_base + job.value_scale * values.reshape(job.value_base.shape),
+                          torch.float32),
+        target_prefix=as_t(job.prefix, torch.float32), target_policy=as_t(policies, torch.float32),
+        weights=as_t(job.weights, torch.float32), game_ids=job.game_ids, steps=job.steps,
+        task_ids=job.task_ids)
