@@ -64,6 +64,9 @@ class FinetuneSettings(Strict):
                                  "datasets with 'search_policy')")
     freeze_representation: bool = Field(False, description="true: keep the pretrained h fixed (Fig. 7b)")
     task_weights: TaskWeightSettings = Field(default_factory=TaskWeightSettings)
+    reanalyse_workers: int = Field(
+        0, ge=0, description="processes that build the next updates' targets (the target's and the offline "
+                             "games' batches) ahead of the learner, as efficientzero.reanalyse_workers")
 
 
 class XtraConfig(Strict):

@@ -40,9 +40,10 @@ from xfer_plugins.xtra.pretrain import OfflineGame
 from xfer_plugins.xtra.task_weights import TaskWeightSchedule, cosine_similarities
 
 from xfer.errors import XferError
+from xfer.muzero.batch_workers import BatchWorkers
 from xfer.muzero.learner import Learner, weighted_total
 from xfer.muzero.replay import PrioritizedReplay
-from xfer.muzero.targets import TargetSource, TrainBatch, make_batch
+from xfer.muzero.targets import BatchJob, TargetSource, TrainBatch, gather_job, make_batch
 from xfer.run.context import RunContext
 
 
@@ -81,8 +82,9 @@ class CrossTaskUpdate:
     """The Eq. 1 update, called once per training step by :class:`xfer.muzero.loop.OnlineLoop`."""
 
     def __init__(self, ctx: RunContext, learner: Learner, target: PrioritizedReplay, games: list[OfflineGame],
-                 settings: FinetuneSettings) -> None:
+                 settings: FinetuneSettings, workers: BatchWorkers | None = None) -> None:
         self.ctx, self.learner, self.target, self.settings = ctx, learner, target, settings
+        self.workers = workers
         self.games = games if settings.cross_task else []
         check_offline_targets(self.games, settings)
         tw = settings.task_weights
@@ -92,15 +94,40 @@ class CrossTaskUpdate:
         self.offline_batch = max(1, total // max(1, len(self.games)))
         self.updates = 0
 
-    def _batch(self, replay: PrioritizedReplay, size: int, offline: bool) -> TrainBatch:
-        learner, rng = self.learner, self.ctx.rng
-        positions = replay.sample(size, rng, replay.beta(learner.train_step))
+    def _source(self, offline: bool) -> TargetSource:
         stored = offline and self.settings.offline_targets == "stored"
-        source = TargetSource(learner.target_net, policy_mode="stored" if stored else "mcts")
-        # EZ's off-policy correction (Sec. 4.3) on the target's own replay, by its ages; offline games keep
-        # the full TD horizon (xfer: they are another agent's data, not this agent's older data)
-        ages = None if offline else replay.ages(positions.game_ids, positions.steps)
-        return make_batch(replay, positions, learner.cfg, source, rng, learner.device, ages=ages)
+        return TargetSource(self.learner.target_net, policy_mode="stored" if stored else "mcts")
+
+    def _sample(self, replay: PrioritizedReplay, size: int, offline: bool) -> tuple[Any, np.ndarray | None]:
+        """Positions by priority and their ages: EZ's off-policy correction (Sec. 4.3) on the target's own
+        replay; offline games keep the full TD horizon (xfer: another agent's data, not older data)."""
+        positions = replay.sample(size, self.ctx.rng, replay.beta(self.learner.train_step))
+        return positions, None if offline else replay.ages(positions.game_ids, positions.steps)
+
+    def _batch(self, replay: PrioritizedReplay, size: int, offline: bool) -> TrainBatch:
+        """One batch built in this process."""
+        positions, ages = self._sample(replay, size, offline)
+        learner = self.learner
+        return make_batch(replay, positions, learner.cfg, self._source(offline), self.ctx.rng, learner.device,
+                          ages=ages)
+
+    def _batches(self) -> list[TrainBatch]:
+        """The target's batch, then each offline game's: built here, or by the reanalyse workers."""
+        learner, rng, cfg = self.learner, self.ctx.rng, self.learner.cfg
+        parts = [(self.target, cfg.batch_size, False)]
+        parts += [(g.replay, self.offline_batch, True) for g in self.games]
+        sources = [self._source(offline) for _, _, offline in parts]
+        if self.workers is None:
+            return [self._batch(*part) for part in parts]
+
+        def gather() -> list[BatchJob]:
+            jobs = []
+            for (replay, size, offline), source in zip(parts, sources, strict=True):
+                positions, ages = self._sample(replay, size, offline)
+                jobs.append(gather_job(replay, positions, cfg, source, rng, ages=ages))
+            return jobs
+
+        return self.workers.next_batches(sources, learner.target_version, gather, rng, learner.device)
 
     def weights(self) -> list[float]:
         """Loss weights of [target, offline games...]: joint-batch mean (``code``) or Eq. 1 (``paper``)."""
@@ -113,8 +140,7 @@ class CrossTaskUpdate:
 
     def __call__(self) -> dict[str, float]:
         learner, step = self.learner, self.updates
-        batches = [self._batch(self.target, learner.cfg.batch_size, offline=False)]
-        batches += [self._batch(g.replay, self.offline_batch, offline=True) for g in self.games]
+        batches = self._batches()
         losses = split_losses(learner.losses(concat_batches(batches)), [len(b.steps) for b in batches])
         stats: dict[str, float] = {}
         if self.schedule.counting(step):
@@ -137,11 +163,16 @@ class CrossTaskUpdate:
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stage": "finetune", "schedule": self.schedule.state_dict(), "updates": self.updates,
-                "offline": [priorities_state(g.replay) for g in self.games]}
+        state = {"stage": "finetune", "schedule": self.schedule.state_dict(), "updates": self.updates,
+                 "offline": [priorities_state(g.replay) for g in self.games]}
+        if self.workers is not None:
+            state["batch_workers"] = self.workers.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.schedule.load_state_dict(state["schedule"])
         self.updates = int(state["updates"])
         for game, prio in zip(self.games, state["offline"], strict=True):
             load_priorities(game.replay, prio)
+        if self.workers is not None and "batch_workers" in state:
+            self.workers.load_state_dict(state["batch_workers"])

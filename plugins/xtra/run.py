@@ -27,6 +27,7 @@ from xfer_plugins.xtra.pretrain import OfflineGame, Pretraining
 from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.errors import XferError
 from xfer.muzero.agent import MuZeroAgent, agent_from_checkpoint
+from xfer.muzero.batch_workers import BatchWorkers
 from xfer.muzero.config import EfficientZeroConfig
 from xfer.muzero.loop import OnlineLoop, build_learner, probe_task, role_seeds
 from xfer.muzero.replay import PrioritizedReplay
@@ -115,7 +116,9 @@ def finetune(recipe: Recipe, ctx: RunContext, model: EfficientZeroConfig, games:
         freeze_representation(learner)
     for game in games:
         reset_priorities(game.replay)
-    update = CrossTaskUpdate(ctx, learner, PrioritizedReplay(model), games, cfg.finetune)
+    n_workers = cfg.finetune.reanalyse_workers
+    workers = BatchWorkers(model, n_workers, ctx.device) if n_workers else None
+    update = CrossTaskUpdate(ctx, learner, PrioritizedReplay(model), games, cfg.finetune, workers)
     loop = OnlineLoop(ctx, recipe.target, learner, update.target, cfg.selfplay, update, step_offset=offset,
                       extra_state=update.state_dict, eval_at_start=zero_shot)
     if saved is not None:
@@ -124,6 +127,8 @@ def finetune(recipe: Recipe, ctx: RunContext, model: EfficientZeroConfig, games:
         loop.run(saved)
     finally:
         loop.close()
+        if workers is not None:
+            workers.close()
 
 
 def load_agent(rundir: Path, checkpoint: Path | None, device: str) -> MuZeroAgent:

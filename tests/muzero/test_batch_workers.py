@@ -37,6 +37,11 @@ def _positions(seed: int) -> SampledPositions:
     return SampledPositions(rng.integers(0, 3, 6), rng.integers(0, 7, 6), np.ones(6, np.float32))
 
 
+def _next(workers: BatchWorkers, source: TargetSource, learner: Learner, gather, rng):
+    """One update's single batch, the way `efficientzero_update` asks for it."""
+    return workers.next_batches([source], learner.target_version, gather, rng, "cpu")[0]
+
+
 def _same_batch(a, b, fields: tuple[str, ...] = FIELDS) -> None:
     for name in fields:
         torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-5, msg=name)
@@ -62,7 +67,7 @@ def test_workers_compute_what_the_learner_would(setup) -> None:
     seeds = iter(range(100))
 
     def gather():
-        return gather_job(replay, _positions(next(seeds)), cfg, source, rng)
+        return [gather_job(replay, _positions(next(seeds)), cfg, source, rng)]
 
     expected = []
     for k in range(3):  # what the workers see: job k gathered, then its seed drawn
@@ -70,9 +75,9 @@ def test_workers_compute_what_the_learner_would(setup) -> None:
         seed = int(ref_rng.integers(2**63))
         expected.append(finish_job(job, *network_part(source, cfg, np.random.default_rng(seed), job.value_obs,
                                                       job.reanalyse_obs, job.reanalyse_legal)))
-    got = workers.next_batch(source, learner.target_version, gather, rng, "cpu")  # sends jobs 0, 1, then 2
+    got = _next(workers, source, learner, gather, rng)  # sends jobs 0, 1, then 2
     _same_batch(got, expected[0])
-    _same_batch(workers.next_batch(source, learner.target_version, gather, rng, "cpu"), expected[1])
+    _same_batch(_next(workers, source, learner, gather, rng), expected[1])
 
 
 def test_a_changed_target_network_is_sent_before_the_next_job(setup) -> None:
@@ -82,16 +87,16 @@ def test_a_changed_target_network_is_sent_before_the_next_job(setup) -> None:
     rng = np.random.default_rng(0)
 
     def gather():
-        return gather_job(replay, _positions(4), cfg, source, rng)
+        return [gather_job(replay, _positions(4), cfg, source, rng)]
 
-    before = workers.next_batch(source, learner.target_version, gather, rng, "cpu")
+    before = _next(workers, source, learner, gather, rng)
     with torch.no_grad():
         for p in learner.net.parameters():
             p.add_(0.5 * torch.randn_like(p))
     learner.update_target()
     # two jobs were in flight with the old weights; the third (sent now) and later ones use the new ones
-    stale = [workers.next_batch(source, learner.target_version, gather, rng, "cpu") for _ in range(2)]
-    fresh = workers.next_batch(source, learner.target_version, gather, rng, "cpu")
+    stale = [_next(workers, source, learner, gather, rng) for _ in range(2)]
+    fresh = _next(workers, source, learner, gather, rng)
     targets = ("target_value", "target_policy")  # the unroll actions past a history's end are random draws
     _same_batch(before, stale[0], targets)
     assert not torch.allclose(fresh.target_value, before.target_value)
@@ -106,21 +111,44 @@ def test_state_dict_keeps_the_batches_in_flight(setup, tiny_cfg) -> None:
     counter = iter(range(100))
 
     def gather():
-        return gather_job(replay, _positions(next(counter)), cfg, source, rng)
+        return [gather_job(replay, _positions(next(counter)), cfg, source, rng)]
 
-    workers.next_batch(source, learner.target_version, gather, rng, "cpu")
+    _next(workers, source, learner, gather, rng)
     state = copy.deepcopy(workers.state_dict())
-    assert len(state["batches"]) == 2
+    assert len(state["jobs"]) == 2
     rng_at_save, counter_at_save = copy.deepcopy(rng), 3
-    following = [workers.next_batch(source, learner.target_version, gather, rng, "cpu") for _ in range(3)]
+    following = [_next(workers, source, learner, gather, rng) for _ in range(3)]
 
     resumed = BatchWorkers(cfg, 2)
     try:
         resumed.load_state_dict(state)
         rng = rng_at_save
         counter = iter(range(counter_at_save, 100))
-        again = [resumed.next_batch(source, learner.target_version, gather, rng, "cpu") for _ in range(3)]
+        again = [_next(resumed, source, learner, gather, rng) for _ in range(3)]
     finally:
         resumed.close()
     for a, b in zip(following, again, strict=True):
         _same_batch(a, b)
+
+
+def test_a_job_of_several_batches_with_their_own_target_modes(setup) -> None:
+    """XTRA's Stage 2: the target's batch (reanalysed) and an offline game's (stored policies) in one job."""
+    cfg, learner, replay, workers = setup
+    sources = [TargetSource(learner.target_net), TargetSource(learner.target_net, policy_mode="stored")]
+    rng, ref_rng = np.random.default_rng(9), np.random.default_rng(9)
+
+    def gather():
+        return [gather_job(replay, _positions(k), cfg, source, rng) for k, source in enumerate(sources)]
+
+    jobs = [gather_job(replay, _positions(k), cfg, source, ref_rng) for k, source in enumerate(sources)]
+    part_rng = np.random.default_rng(int(ref_rng.integers(2**63)))
+    expected = [finish_job(job, *network_part(source, cfg, part_rng, job.value_obs, job.reanalyse_obs,
+                                              job.reanalyse_legal))
+                for job, source in zip(jobs, sources, strict=True)]
+    got = workers.next_batches(sources, learner.target_version, gather, rng, "cpu")
+    assert len(got) == 2 and len(jobs[1].reanalyse_rows) == 0  # stored: nothing reanalysed
+    for a, b in zip(got, expected, strict=True):
+        _same_batch(a, b)
+    with pytest.raises(ValueError, match="same target network"):
+        mixed = [sources[0], TargetSource(learner.net)]
+        workers.next_batches(mixed, learner.target_version, gather, rng, "cpu")

@@ -104,6 +104,19 @@ def test_xtra_resume_is_exact_across_stages(tmp_path: Path, registry) -> None:
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
 
 
+def test_xtra_stage2_with_a_reanalyse_worker_resumes_exactly(tmp_path: Path, registry) -> None:
+    """Stage 2's joint batches (target + two offline games) built by a worker process; stopped inside
+    Stage 2, the jobs in flight are stored and the resumed run is identical."""
+    finetune = {**XTRA["finetune"], "reanalyse_workers": 1}
+    path = _recipe(tmp_path, "xtra", "xtra", {**XTRA, "finetune": finetune}, sources=True)
+    full = start_run(path, registry=registry)
+    part = start_run(path, registry=registry, stop_at=6 + 12)
+    resume_run(part, registry=registry)
+    assert len(_final(full)["batch_workers"]["jobs"][0]) == 3  # one job: the target's and two games' batches
+    assert _same(_final(full), _final(part))
+    assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
+
+
 def test_xtra_stage2_from_a_pretrained_student_without_cross_task(tmp_path: Path, registry) -> None:
     pre = start_run(_recipe(tmp_path, "xtra", "pre", {**XTRA, "pretrain_only": True}, sources=True),
                     registry=registry)

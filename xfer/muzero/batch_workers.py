@@ -5,9 +5,10 @@ policies by a fresh search, :func:`~xfer.muzero.targets.network_part`) is most o
 CPU (1.5 of 2.5 s at the ``atari-cpu`` sizes). EfficientZero's code runs it in Ray actors that fill a
 queue of batches the learner takes from; :class:`BatchWorkers` is that with one process per worker:
 
-- the learner's process gathers each batch from the replay (numpy only,
-  :func:`~xfer.muzero.targets.gather_job`) and sends its observations to a worker, round robin, keeping
-  ``workers`` batches in flight while it trains on the oldest;
+- the learner's process gathers each update's batches from the replays (numpy only,
+  :func:`~xfer.muzero.targets.gather_job`; one batch for EfficientZero, the target's and each offline
+  game's for XTRA's Stage 2) and sends their observations to a worker, round robin, keeping ``workers``
+  jobs in flight while it trains on the oldest;
 - each worker holds a copy of the target network, sent again whenever the learner's target changes
   (messages are ordered, so a batch is computed with the target network of the moment it was gathered);
 - results come back in order and become train batches (:func:`~xfer.muzero.targets.finish_job`).
@@ -53,22 +54,27 @@ def _worker_main(cfg_json: str, device: str, threads: int, jobs: Any, results: A
         if message[0] == "weights":
             net.load_state_dict({k: torch.as_tensor(v) for k, v in message[1].items()})
             continue
-        _, job_id, value_obs, reanalyse_obs, reanalyse_legal, seed, modes = message
+        _, job_id, parts, seed = message
         try:
-            source = TargetSource(net, *modes)
+            rng = np.random.default_rng(seed)
+            out = []
             with torch.no_grad():
-                out = network_part(source, cfg, np.random.default_rng(seed), value_obs, reanalyse_obs,
-                                   reanalyse_legal)
+                for value_obs, reanalyse_obs, reanalyse_legal, modes in parts:
+                    out.append(network_part(TargetSource(net, *modes), cfg, rng, value_obs, reanalyse_obs,
+                                            reanalyse_legal))
             results.put((job_id, out, None))
         except Exception:  # noqa: BLE001 - sent back to the learner, which raises it
             results.put((job_id, None, traceback.format_exc()))
 
 
+Result = list[tuple[np.ndarray, np.ndarray]]  # (values, reanalysed policies) per part of a job
+
+
 @dataclass
 class _InFlight:
     job_id: int
-    job: BatchJob
-    result: tuple[np.ndarray, np.ndarray] | None = None
+    parts: list[BatchJob]
+    result: Result | None = None
 
 
 class BatchWorkers:
@@ -92,39 +98,49 @@ class BatchWorkers:
         for proc in self._procs:
             proc.start()
         self._inflight: deque[_InFlight] = deque()
-        self._done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._done: dict[int, Result] = {}
         self._next_id = 0
         self._sent_version: int | None = None
 
     # -- the learner's side --
-    def next_batch(self, source: TargetSource, target_version: int, gather: Callable[[], BatchJob],
-                   rng: np.random.Generator, device: str | torch.device) -> TrainBatch:
-        """The oldest batch in flight, after sending one more: ``gather`` samples and gathers a batch,
-        ``source`` is the network whose weights the workers copy (sent when ``target_version`` changes)."""
-        while len(self._inflight) < self.depth:
-            self._submit(source, target_version, gather, rng)
-        oldest = self._inflight.popleft()
-        self._submit(source, target_version, gather, rng)  # the workers compute while the learner trains
-        values, fresh = oldest.result or self._wait(oldest.job_id)
-        return finish_job(oldest.job, values, fresh, device)
+    def next_batches(self, sources: list[TargetSource], target_version: int,
+                     gather: Callable[[], list[BatchJob]], rng: np.random.Generator,
+                     device: str | torch.device) -> list[TrainBatch]:
+        """The oldest job's batches, after sending one more job.
 
-    def _submit(self, source: TargetSource, target_version: int, gather: Callable[[], BatchJob],
+        A job is the batches one update trains on (one for EfficientZero; the target's and each offline
+        game's for XTRA): ``gather`` samples and gathers them, ``sources[i]`` says how part i's targets are
+        made. All sources share one network (the learner's target network), whose weights the workers copy
+        whenever ``target_version`` changes.
+        """
+        if any(source.net is not sources[0].net for source in sources):
+            raise ValueError("BatchWorkers: every part of a job must use the same target network")
+        while len(self._inflight) < self.depth:
+            self._submit(sources, target_version, gather, rng)
+        oldest = self._inflight.popleft()
+        self._submit(sources, target_version, gather, rng)  # the workers compute while the learner trains
+        result = oldest.result or self._wait(oldest.job_id)
+        return [finish_job(job, values, fresh, device)
+                for job, (values, fresh) in zip(oldest.parts, result, strict=True)]
+
+    def _submit(self, sources: list[TargetSource], target_version: int, gather: Callable[[], list[BatchJob]],
                 rng: np.random.Generator) -> None:
         if target_version != self._sent_version:
-            weights = {k: v.detach().cpu().numpy().copy() for k, v in source.net.state_dict().items()}
+            weights = {k: v.detach().cpu().numpy().copy() for k, v in sources[0].net.state_dict().items()}
             for q in self._jobs:
                 q.put(("weights", weights))
             self._sent_version = target_version
-        job = gather()
+        parts = gather()
         job_id = self._next_id
         self._next_id += 1
         seed = int(rng.integers(2**63))
-        modes = (source.value_mode, source.policy_mode, source.mcts_noise)
-        self._jobs[job_id % self.depth].put(("job", job_id, job.value_obs, job.reanalyse_obs,
-                                             job.reanalyse_legal, seed, modes))
-        self._inflight.append(_InFlight(job_id, job))
+        message = [(job.value_obs, job.reanalyse_obs, job.reanalyse_legal,
+                    (source.value_mode, source.policy_mode, source.mcts_noise))
+                   for job, source in zip(parts, sources, strict=True)]
+        self._jobs[job_id % self.depth].put(("job", job_id, message, seed))
+        self._inflight.append(_InFlight(job_id, parts))
 
-    def _wait(self, job_id: int) -> tuple[np.ndarray, np.ndarray]:
+    def _wait(self, job_id: int) -> Result:
         while job_id not in self._done:
             try:
                 got, out, error = self._results.get(timeout=_POLL_S)
@@ -148,13 +164,15 @@ class BatchWorkers:
         for entry in self._inflight:
             if entry.result is None:
                 entry.result = self._wait(entry.job_id)
-        return {"batches": [{"job": asdict(e.job), "values": e.result[0], "fresh": e.result[1]}
-                            for e in self._inflight if e.result is not None]}
+        return {"jobs": [[{"job": asdict(job), "values": values, "fresh": fresh}
+                          for job, (values, fresh) in zip(e.parts, e.result or [], strict=True)]
+                         for e in self._inflight]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._inflight = deque(
-            _InFlight(-1 - i, BatchJob(**entry["job"]), (entry["values"], entry["fresh"]))
-            for i, entry in enumerate(state["batches"]))
+            _InFlight(-1 - i, [BatchJob(**part["job"]) for part in parts],
+                      [(part["values"], part["fresh"]) for part in parts])
+            for i, parts in enumerate(state["jobs"]))
 
     def close(self) -> None:
         for q in self._jobs:

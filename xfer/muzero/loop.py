@@ -142,7 +142,8 @@ def efficientzero_update(learner: Learner, replay: PrioritizedReplay, rng: np.ra
             return gather_job(replay, positions, cfg, source, rng,
                               ages=replay.ages(positions.game_ids, positions.steps))
 
-        batch = workers.next_batch(source, learner.target_version, gather, rng, learner.device)
+        (batch,) = workers.next_batches([source], learner.target_version, lambda: [gather()], rng,
+                                        learner.device)
     return learner.update(batch, replay)
 
 
