@@ -83,22 +83,29 @@ def corrected_td_steps(ages: np.ndarray, cfg: EfficientZeroConfig) -> np.ndarray
     return np.clip(cfg.td_steps - delta, 1, cfg.td_steps)
 
 
-def nstep_value_targets(rewards: np.ndarray, t: int, unroll: int, td_steps: int, gamma: float,
-                        bootstrap_values: np.ndarray, terminal: bool) -> np.ndarray:
-    """z_{t+k} for k = 0..K given v at :func:`bootstrap_indices` (XTRA App. A; MuZero Eq. 4)."""
+def nstep_parts(rewards: np.ndarray, t: int, unroll: int, td_steps: int, gamma: float,
+                terminal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """z_{t+k} = base_k + scale_k · v_k, in float64: the discounted reward sums and γ^n, with scale 0 past a
+    terminal state and both 0 for k past the end (the network-free half of :func:`nstep_value_targets`)."""
     length = len(rewards)
     boot_ix = bootstrap_indices(length, t, unroll, td_steps)
-    out = np.zeros(unroll + 1, dtype=np.float32)
+    base, scale = np.zeros(unroll + 1), np.zeros(unroll + 1)
     for k in range(unroll + 1):
         start = t + k
         if start >= length:
             continue
         end = int(boot_ix[k])
-        value = float(np.sum(rewards[start:end] * gamma ** np.arange(end - start)))
+        base[k] = float(np.sum(rewards[start:end] * gamma ** np.arange(end - start)))
         if not (end == length and terminal):
-            value += gamma ** (end - start) * float(bootstrap_values[k])
-        out[k] = value
-    return out
+            scale[k] = gamma ** (end - start)
+    return base, scale
+
+
+def nstep_value_targets(rewards: np.ndarray, t: int, unroll: int, td_steps: int, gamma: float,
+                        bootstrap_values: np.ndarray, terminal: bool) -> np.ndarray:
+    """z_{t+k} for k = 0..K given v at :func:`bootstrap_indices` (XTRA App. A; MuZero Eq. 4)."""
+    base, scale = nstep_parts(rewards, t, unroll, td_steps, gamma, terminal)
+    return (base + scale * np.asarray(bootstrap_values, np.float64)).astype(np.float32)
 
 
 def _chunked(fn: Callable[[torch.Tensor], Inference], obs: np.ndarray, chunk: int,
@@ -197,15 +204,11 @@ def gather_job(replay: PrioritizedReplay, positions: SampledPositions, cfg: Effi
 
     # One stacked observation per (position, k): values bootstrap from them, policies are reanalysed on them.
     pairs = list(zip(games, steps.tolist(), strict=True))
-    base = np.zeros((len(games), K + 1), dtype=np.float32)
-    scale = np.zeros((len(games), K + 1), dtype=np.float32)
+    base, scale = np.zeros((len(games), K + 1)), np.zeros((len(games), K + 1))  # float64, as the sums
     if source.value_mode == "nstep":
         value_ix = [bootstrap_indices(len(g), t, K, int(n)) for (g, t), n in zip(pairs, td, strict=True)]
         for b, (g, t) in enumerate(pairs):
-            base[b] = nstep_value_targets(g.rewards, t, K, int(td[b]), cfg.discount, np.zeros(K + 1),
-                                          g.terminal)
-            scale[b] = nstep_value_targets(np.zeros_like(g.rewards), t, K, int(td[b]), cfg.discount,
-                                           np.ones(K + 1), g.terminal)
+            base[b], scale[b] = nstep_parts(g.rewards, t, K, int(td[b]), cfg.discount, g.terminal)
     else:
         value_ix = [np.minimum(t + np.arange(K + 1), len(g)) for g, t in pairs]
         for b, (g, t) in enumerate(pairs):
@@ -251,6 +254,12 @@ def network_part(source: TargetSource, cfg: EfficientZeroConfig, rng: np.random.
         source.net.train(was_training)
 
 
+def values_of(job: BatchJob, values: np.ndarray) -> np.ndarray:
+    """z = base + scale · v in float64 (as :func:`nstep_value_targets`), then float32."""
+    net = np.asarray(values, np.float64).reshape(job.value_base.shape)
+    return (job.value_base + job.value_scale * net).astype(np.float32)
+
+
 def finish_job(job: BatchJob, values: np.ndarray, fresh: np.ndarray,
                device: str | torch.device = "cpu") -> TrainBatch:
     """The train batch from a gathered job and its network part (``values`` flat or [B, K + 1])."""
@@ -266,8 +275,7 @@ def finish_job(job: BatchJob, values: np.ndarray, fresh: np.ndarray,
         obs=as_t(obs, torch.uint8 if obs.dtype == np.uint8 else torch.float32),
         actions=as_t(job.actions, torch.long), mask=as_t(job.mask, torch.float32),
         legal=as_t(job.legal, torch.bool),
-        target_value=as_t(job.value_base + job.value_scale * values.reshape(job.value_base.shape),
-                          torch.float32),
+        target_value=as_t(values_of(job, values), torch.float32),
         target_prefix=as_t(job.prefix, torch.float32), target_policy=as_t(policies, torch.float32),
         weights=as_t(job.weights, torch.float32), game_ids=job.game_ids, steps=job.steps,
         task_ids=job.task_ids)
