@@ -46,3 +46,18 @@ def test_save_and_load_round_trip(tmp_path, tiny_cfg, make_game) -> None:
         assert np.array_equal(a.frames, b.frames) and np.array_equal(a.policies, b.policies)
         assert (a.terminal, a.task_id) == (b.terminal, b.task_id)
     assert np.array_equal(loaded.priorities[1], [1, 2, 3, 4])
+
+
+def test_new_games_enter_with_the_largest_priority_stored_now(tiny_cfg, make_game) -> None:
+    """EZ code's ``priorities.max()``: once the early large value errors are replaced by smaller ones, new
+    games enter at the current largest; ``ever_max`` keeps the largest ever seen."""
+    rng = np.random.default_rng(0)
+    for mode, expected in (("buffer_max", 2.0), ("ever_max", 50.0)):
+        replay = PrioritizedReplay(tiny_cfg.model_copy(update={"new_priority": mode}))
+        assert replay.new_priority() == 1.0  # empty
+        replay.add(make_game(tiny_cfg, 3, rng))
+        replay.update_priorities(np.array([0, 0, 0]), np.array([0, 1, 2]), np.array([50.0, 0.5, 0.5]))
+        assert replay.new_priority() == 50.0
+        replay.update_priorities(np.array([0]), np.array([0]), np.array([2.0]))  # the large error learned
+        replay.add(make_game(tiny_cfg, 4, rng))
+        assert replay.priorities[1].tolist() == [expected] * 4, mode

@@ -147,6 +147,9 @@ class EfficientZeroConfig(BaseModel):
     priority_beta_start: float = Field(0.4, ge=0, le=1)
     priority_beta_end: float = Field(1.0, ge=0, le=1)
     priority_eps: float = Field(1e-6, gt=0)
+    new_priority: Literal["buffer_max", "ever_max"] = Field(
+        "buffer_max", description="priority of new games: the largest stored now (EZ code) or the largest "
+                                  "ever seen (xfer before; early value errors then keep it high for the run)")
     reanalyse_policy_ratio: float = Field(1.0, ge=0, le=1, description="Fraction of policy targets by MCTS.")
     off_policy_correction: bool = Field(True, description="Shorter TD horizons for older data (EZ Sec. 4.3).")
     auto_td_ratio: float = Field(0.3, gt=0, description="EZ code's auto_td_steps_ratio: one step shorter "

@@ -76,11 +76,19 @@ class PrioritizedReplay:
     def game(self, game_id: int) -> GameHistory:
         return self.games[game_id - self.first_id]
 
+    def new_priority(self) -> float:
+        """A new game's priority: the largest priority stored now (EZ code's ``priorities.max()``), or the
+        largest ever seen (``new_priority: ever_max``, xfer before 0.1.x); 1 for an empty replay."""
+        if self.cfg.new_priority == "ever_max":
+            return self.max_priority
+        return float(max(p.max() for p in self.priorities)) if self.priorities else 1.0
+
     def add(self, game: GameHistory, priorities: np.ndarray | None = None) -> int:
-        """Store a game (with the maximum priority unless given); evicts old games; returns its id."""
+        """Store a game (with :meth:`new_priority` unless given); evicts old games; returns its id."""
         if len(game) == 0:
             raise ValueError("cannot store an empty game")
-        prio = np.full(len(game), self.max_priority) if priorities is None else np.asarray(priorities, float)
+        given = priorities is not None
+        prio = np.asarray(priorities, float) if given else np.full(len(game), self.new_priority())
         self.max_priority = max(self.max_priority, float(prio.max()))
         self.games.append(game)
         self.priorities.append(prio)
