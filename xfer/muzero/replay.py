@@ -78,7 +78,7 @@ class PrioritizedReplay:
 
     def new_priority(self) -> float:
         """A new game's priority: the largest priority stored now (EZ code's ``priorities.max()``), or the
-        largest ever seen (``new_priority: ever_max``, xfer before 0.1.x); 1 for an empty replay."""
+        largest ever seen (``new_priority: ever_max``, xfer's former rule); 1 for an empty replay."""
         if self.cfg.new_priority == "ever_max":
             return self.max_priority
         return float(max(p.max() for p in self.priorities)) if self.priorities else 1.0
