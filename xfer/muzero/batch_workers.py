@@ -89,7 +89,7 @@ class BatchWorkers:
         if workers < 1:
             raise ValueError("BatchWorkers needs at least one worker")
         context = mp.get_context("spawn")  # no forked torch state: safe with threads and CUDA
-        self.cfg, self.depth = cfg, workers
+        self.depth = workers
         self._jobs = [context.Queue() for _ in range(workers)]
         self._results = context.Queue()
         self._procs = [context.Process(target=_worker_main, daemon=True, name=f"xfer-reanalyse-{i}",
