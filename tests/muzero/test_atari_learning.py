@@ -18,6 +18,8 @@ import pytest
 
 from xfer.envs.make import make_env
 from xfer.envs.policies import random_policy
+from xfer.plugins import get_registry
+from xfer.recipe_io import load_recipe
 from xfer.run.logger import read_metrics
 from xfer.run.runner import start_run
 
@@ -41,10 +43,9 @@ def _returns(env, policy, episodes: int, seed: int) -> list[float]:
 
 @pytest.mark.slow
 def test_assault_beats_random_and_the_best_constant_action(tmp_path: Path) -> None:
-    from xfer.envs.settings import EnvSettings
-
-    env = make_env("atari", "assault", EnvSettings(image_size=64, options={"color": "gray", "train": False}),
-                   seed=0)
+    settings = load_recipe(RECIPE, get_registry()).env
+    settings = settings.model_copy(update={"options": {**settings.options, "train": False}})
+    env = make_env("atari", "assault", settings, seed=0)
     random = _returns(env, random_policy(env, "assault", 1000), 8, 1000)
     constant = _returns(env, lambda obs: UP, 8, 1000)
     env.close()
