@@ -5,6 +5,8 @@ an `efficientzero` run that uses them."""
 from __future__ import annotations
 
 import copy
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -152,3 +154,16 @@ def test_a_job_of_several_batches_with_their_own_target_modes(setup) -> None:
     with pytest.raises(ValueError, match="same target network"):
         mixed = [sources[0], TargetSource(learner.net)]
         workers.next_batches(mixed, learner.target_version, gather, rng, "cpu")
+
+
+def test_workers_outlive_ctrl_c(setup) -> None:
+    """A Ctrl-C reaches the whole process group; the run's process answers it by checkpointing, which waits
+    for the batches in flight, so the workers must not die of it (they did before: KeyboardInterrupt)."""
+    cfg, learner, replay, workers = setup
+    source = TargetSource(learner.target_net)
+    rng = np.random.default_rng(0)
+    _next(workers, source, learner, lambda: [gather_job(replay, _positions(1), cfg, source, rng)], rng)
+    for proc in workers._pool._procs:
+        os.kill(proc.pid, signal.SIGINT)
+    assert len(workers.state_dict()["jobs"]) == 2
+    assert all(proc.is_alive() for proc in workers._pool._procs)

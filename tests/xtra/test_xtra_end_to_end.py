@@ -104,11 +104,13 @@ def test_xtra_resume_is_exact_across_stages(tmp_path: Path, registry) -> None:
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
 
 
-def test_xtra_stage2_with_a_reanalyse_worker_resumes_exactly(tmp_path: Path, registry) -> None:
-    """Stage 2's joint batches (target + two offline games) built by a worker process; stopped inside
-    Stage 2, the jobs in flight are stored and the resumed run is identical."""
+def test_xtra_stage2_with_workers_resumes_exactly(tmp_path: Path, registry) -> None:
+    """Stage 2's joint batches (target + two offline games) built by a worker process and its self-play in
+    another; stopped inside Stage 2, the jobs in flight are stored and the resumed run is identical."""
     finetune = {**XTRA["finetune"], "reanalyse_workers": 1}
-    path = _recipe(tmp_path, "xtra", "xtra", {**XTRA, "finetune": finetune}, sources=True)
+    selfplay = {**SELFPLAY, "workers": 1, "worker_steps": 3}
+    path = _recipe(tmp_path, "xtra", "xtra", {**XTRA, "finetune": finetune, "selfplay": selfplay},
+                   sources=True)
     full = start_run(path, registry=registry)
     part = start_run(path, registry=registry, stop_at=6 + 12)
     resume_run(part, registry=registry)
@@ -161,15 +163,19 @@ def test_efficientzero_runs_end_to_end(tmp_path: Path, registry) -> None:
     assert "xtra/offline/demon-attack/total" in set().union(*read_metrics(stored / "metrics.jsonl"))
 
 
-@pytest.mark.parametrize("workers", [0, 1], ids=["in-process", "reanalyse-worker"])
-def test_efficientzero_resume_is_exact(tmp_path: Path, registry, workers: int) -> None:
-    """Also with a reanalyse worker: the batch in flight at the checkpoint is stored and trained on first."""
-    section = {"model": MODEL, "selfplay": SELFPLAY, "reanalyse_workers": workers}
+@pytest.mark.parametrize(("workers", "players"), [(0, 0), (1, 0), (0, 2), (1, 1)],
+                         ids=["in-process", "reanalyse-worker", "selfplay-workers", "both"])
+def test_efficientzero_resume_is_exact(tmp_path: Path, registry, workers: int, players: int) -> None:
+    """Also with a reanalyse worker (the batch in flight at the checkpoint is stored and trained on first)
+    and with self-play workers (stopped between chunks, their environments restored by replay)."""
+    selfplay = {**SELFPLAY, "workers": players, "worker_steps": 5}  # 5 agent steps x 2 envs a chunk
+    section = {"model": MODEL, "selfplay": selfplay, "reanalyse_workers": workers}
     path = _recipe(tmp_path, "efficientzero", "ez", section)
     full = start_run(path, registry=registry)
     part = start_run(path, registry=registry, stop_at=12)
     resume_run(part, registry=registry)
     assert ("batch_workers" in _final(full)) == bool(workers)
+    assert ("workers" in _final(part)["selfplay"]) == bool(players)
     assert _same(_final(full), _final(part))
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
 

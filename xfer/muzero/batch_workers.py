@@ -22,9 +22,6 @@ batches in flight and stores them, and a resumed run trains on them first.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import queue
-import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,38 +30,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from xfer.errors import XferError
 from xfer.muzero.config import EfficientZeroConfig
+from xfer.muzero.processes import WorkerPool, answer
 from xfer.muzero.targets import BatchJob, TargetSource, TrainBatch, finish_job, network_part
 
-_POLL_S = 2.0
 
-
-def _worker_main(cfg_json: str, device: str, threads: int, jobs: Any, results: Any) -> None:
+def _worker_main(index: int, cfg_json: str, device: str, threads: int, requests: Any, replies: Any) -> None:
     """A worker: a target-network copy answering jobs in order until told to stop."""
     from xfer.muzero.networks import EfficientZeroNet
 
     torch.set_num_threads(threads)
     cfg = EfficientZeroConfig.model_validate_json(cfg_json)
     net = EfficientZeroNet(cfg).to(device).eval().requires_grad_(False)
+
+    def compute(parts: list[Any], seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        with torch.no_grad():
+            return [network_part(TargetSource(net, *modes), cfg, rng, value_obs, fresh_obs, fresh_legal)
+                    for value_obs, fresh_obs, fresh_legal, modes in parts]
+
     while True:
-        message = jobs.get()
+        message = requests.get()
         if message[0] == "stop":
             return
         if message[0] == "weights":
             net.load_state_dict({k: torch.as_tensor(v) for k, v in message[1].items()})
             continue
         _, job_id, parts, seed = message
-        try:
-            rng = np.random.default_rng(seed)
-            out = []
-            with torch.no_grad():
-                for value_obs, reanalyse_obs, reanalyse_legal, modes in parts:
-                    out.append(network_part(TargetSource(net, *modes), cfg, rng, value_obs, reanalyse_obs,
-                                            reanalyse_legal))
-            results.put((job_id, out, None))
-        except Exception:  # noqa: BLE001 - sent back to the learner, which raises it
-            results.put((job_id, None, traceback.format_exc()))
+        answer(replies, job_id, lambda parts=parts, seed=seed: compute(parts, seed))
 
 
 Result = list[tuple[np.ndarray, np.ndarray]]  # (values, reanalysed policies) per part of a job
@@ -88,17 +81,12 @@ class BatchWorkers:
                  threads: int = 1) -> None:
         if workers < 1:
             raise ValueError("BatchWorkers needs at least one worker")
-        context = mp.get_context("spawn")  # no forked torch state: safe with threads and CUDA
         self.depth = workers
-        self._jobs = [context.Queue() for _ in range(workers)]
-        self._results = context.Queue()
-        self._procs = [context.Process(target=_worker_main, daemon=True, name=f"xfer-reanalyse-{i}",
-                                       args=(cfg.model_dump_json(), str(device), threads, q, self._results))
-                       for i, q in enumerate(self._jobs)]
-        for proc in self._procs:
-            proc.start()
+        self._pool = WorkerPool(_worker_main, [(cfg.model_dump_json(), str(device), threads)] * workers,
+                                name="xfer-reanalyse",
+                                hint="`xfer resume` continues the run from its last checkpoint; with "
+                                     "`reanalyse_workers: 0` the learner computes the targets itself")
         self._inflight: deque[_InFlight] = deque()
-        self._done: dict[int, Result] = {}
         self._next_id = 0
         self._sent_version: int | None = None
 
@@ -119,7 +107,7 @@ class BatchWorkers:
             self._submit(sources, target_version, gather, rng)
         oldest = self._inflight.popleft()
         self._submit(sources, target_version, gather, rng)  # the workers compute while the learner trains
-        result = oldest.result or self._wait(oldest.job_id)
+        result = oldest.result or self._pool.receive(oldest.job_id)
         return [finish_job(job, values, fresh, device)
                 for job, (values, fresh) in zip(oldest.parts, result, strict=True)]
 
@@ -127,8 +115,7 @@ class BatchWorkers:
                 rng: np.random.Generator) -> None:
         if target_version != self._sent_version:
             weights = {k: v.detach().cpu().numpy().copy() for k, v in sources[0].net.state_dict().items()}
-            for q in self._jobs:
-                q.put(("weights", weights))
+            self._pool.broadcast(("weights", weights))
             self._sent_version = target_version
         parts = gather()
         job_id = self._next_id
@@ -137,33 +124,15 @@ class BatchWorkers:
         message = [(job.value_obs, job.reanalyse_obs, job.reanalyse_legal,
                     (source.value_mode, source.policy_mode, source.mcts_noise))
                    for job, source in zip(parts, sources, strict=True)]
-        self._jobs[job_id % self.depth].put(("job", job_id, message, seed))
+        self._pool.send(job_id % self.depth, ("job", job_id, message, seed))
         self._inflight.append(_InFlight(job_id, parts))
-
-    def _wait(self, job_id: int) -> Result:
-        while job_id not in self._done:
-            try:
-                got, out, error = self._results.get(timeout=_POLL_S)
-            except queue.Empty:
-                dead = [p for p in self._procs if not p.is_alive()]
-                if dead:
-                    raise XferError(
-                        f"reanalyse worker {dead[0].name} stopped (exit code {dead[0].exitcode})",
-                        hint="`xfer resume` continues the run from its last checkpoint; "
-                             "`--set efficientzero.reanalyse_workers=0` computes targets in the learner",
-                    ) from None
-                continue
-            if error is not None:
-                raise RuntimeError(f"reanalyse worker failed on batch {got}:\n{error}")
-            self._done[got] = out
-        return self._done.pop(job_id)
 
     # -- state --
     def state_dict(self) -> dict[str, Any]:
         """The batches in flight, waited for: a resumed run trains on exactly these next."""
         for entry in self._inflight:
             if entry.result is None:
-                entry.result = self._wait(entry.job_id)
+                entry.result = self._pool.receive(entry.job_id)
         return {"jobs": [[{"job": asdict(job), "values": values, "fresh": fresh}
                           for job, (values, fresh) in zip(e.parts, e.result or [], strict=True)]
                          for e in self._inflight]}
@@ -175,9 +144,4 @@ class BatchWorkers:
             for i, parts in enumerate(state["jobs"]))
 
     def close(self) -> None:
-        for q in self._jobs:
-            q.put(("stop",))
-        for proc in self._procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+        self._pool.close()

@@ -4,7 +4,9 @@
 - :class:`OnlineLoop`: self-play, prioritised replay, training updates spread evenly over the agent steps
   (``training_steps`` updates in total, starting once the replay holds ``min_replay_size`` transitions,
   as EZ code throttles its actors against the learner), an acting network refreshed every 100 updates
-  (Table 4), batched evaluation on whole games with the game's reward, checkpoints.
+  (Table 4), batched evaluation on whole games with the game's reward, checkpoints. With
+  ``selfplay.workers`` the environments play in processes beside the learner, one chunk of
+  ``worker_steps`` agent steps ahead (:mod:`xfer.muzero.selfplay_workers`).
 - :func:`efficientzero_update`: one EfficientZero update on a reanalysed batch (targets from the target
   network, Table 4's reanalyse ratio 1).
 
@@ -27,11 +29,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from xfer.muzero.agent import MuZeroAgent
+    from xfer.envs.settings import EnvSettings
+    from xfer.muzero.agent import MuZeroAgent, SelfPlay
     from xfer.muzero.batch_workers import BatchWorkers
     from xfer.muzero.config import EfficientZeroConfig
     from xfer.muzero.learner import Learner
     from xfer.muzero.replay import PrioritizedReplay
+    from xfer.muzero.selfplay_workers import SelfPlayWorkers
     from xfer.recipe import TaskSpec
     from xfer.run.context import RunContext
 
@@ -48,6 +52,13 @@ class SelfPlaySettings(BaseModel):
     temperatures: tuple[float, float, float] = Field(
         (1.0, 0.5, 0.25), description="visit-count temperature for <50%, <75%, rest of training (EZ code)")
     eval_envs: int = Field(8, ge=1, description="evaluation episodes run in parallel")
+    workers: int = Field(
+        0, ge=0, description="processes that play the environments beside the learner, num_envs / workers "
+                             "each (EZ code's self-play actors, xfer.muzero.selfplay_workers); 0: the "
+                             "learner's process plays, one agent step between updates")
+    worker_steps: int = Field(25, ge=1, description="agent steps per environment that workers play per "
+                                                    "request, while the learner trains the previous ones'"
+                                                    " updates (the acting network lags by this much)")
     train_env_options: dict[str, Any] = Field(
         default_factory=lambda: {"train": True},
         description="env options added for self-play (atari: episodic life and reward clipping on)")
@@ -56,13 +67,17 @@ class SelfPlaySettings(BaseModel):
         description="env options added for evaluation (atari: the game's reward over whole games)")
 
 
+def task_settings(ctx: RunContext, task: TaskSpec, options: dict[str, Any]) -> EnvSettings:
+    """The recipe's environment settings for ``task`` plus ``options`` (training or evaluation)."""
+    settings = ctx.recipe.env_for(task)
+    return settings.model_copy(update={"options": {**settings.options, **options}})
+
+
 def make_task_env(ctx: RunContext, task: TaskSpec, seed: int, options: dict[str, Any]) -> Any:
     """One environment of ``task`` with the recipe's settings plus ``options`` (training or evaluation)."""
     from xfer.envs.make import make_env
 
-    settings = ctx.recipe.env_for(task)
-    settings = settings.model_copy(update={"options": {**settings.options, **options}})
-    return make_env(task.suite, task.task, settings, seed, registry=ctx.registry)
+    return make_env(task.suite, task.task, task_settings(ctx, task, options), seed, registry=ctx.registry)
 
 
 def probe_task(ctx: RunContext, task: TaskSpec, cfg: EfficientZeroConfig,
@@ -212,11 +227,24 @@ class OnlineLoop:
         self.update, self.offset, self.extra_state, self.prefix = update, step_offset, extra_state, log_prefix
         self.cfg = learner.cfg
         seeds = role_seeds(ctx.recipe.seed, f"selfplay-{task.suite}-{task.task}", settings.num_envs)
-        envs = [make_task_env(ctx, task, int(s), settings.train_env_options) for s in seeds]
-        self.legal = legal_mask_of(envs[0], self.cfg.n_actions)
-        self.selfplay = SelfPlay(envs, self.cfg, self.legal, task_id, settings.segment_length)
+        self.selfplay: SelfPlay | SelfPlayWorkers
+        if settings.workers:
+            from xfer.envs.make import suite_spec
+            from xfer.muzero.selfplay_workers import EnvRecipe, SelfPlayWorkers
+
+            probe = make_task_env(ctx, task, int(seeds[0]), settings.train_env_options)
+            self.legal = legal_mask_of(probe, self.cfg.n_actions)
+            probe.close()
+            recipe = EnvRecipe(suite_spec(task.suite, ctx.registry), task.task,
+                               task_settings(ctx, task, settings.train_env_options))
+            self.selfplay = SelfPlayWorkers(self.cfg, recipe, seeds, self.legal, settings.workers, task_id,
+                                            settings.segment_length)
+        else:
+            envs = [make_task_env(ctx, task, int(s), settings.train_env_options) for s in seeds]
+            self.legal = legal_mask_of(envs[0], self.cfg.n_actions)
+            self.selfplay = SelfPlay(envs, self.cfg, self.legal, task_id, settings.segment_length)
         self.actor_net = copy.deepcopy(learner.net).eval().requires_grad_(False)
-        self.env_step, self.updates, self.episodes, self.next_log = 0, 0, 0, 0
+        self.env_step, self.updates, self.episodes, self.next_log, self.actor_version = 0, 0, 0, 0, 0
         self.next_eval = 0 if eval_at_start else ctx.recipe.eval.every
         self.last_stats: dict[str, float] = {}
 
@@ -243,6 +271,13 @@ class OnlineLoop:
         self.env_step, self.updates, self.next_eval, self.episodes, self.next_log = (
             int(x) for x in state["counters"])
         if self.env_step < self.settings.env_steps:
+            from xfer.errors import XferError
+
+            if ("workers" in state["selfplay"]) != bool(self.settings.workers):
+                raise XferError("the checkpoint was written with selfplay.workers "
+                                f"{'> 0' if self.settings.workers == 0 else '0'}, the recipe now has "
+                                f"{self.settings.workers}",
+                                hint="resume with the recipe's former selfplay.workers")
             self.selfplay.restore(state["selfplay"])
 
     def save(self) -> None:
@@ -250,8 +285,11 @@ class OnlineLoop:
         self.ctx.save(step, self.state_dict(step))
 
     def close(self) -> None:
-        for env in self.selfplay.envs:
-            env.close()
+        if self.settings.workers:
+            self.selfplay.close()
+        else:
+            for env in self.selfplay.envs:
+                env.close()
 
     # -- the loop --
     def agent(self, net: Any) -> MuZeroAgent:
@@ -261,46 +299,96 @@ class OnlineLoop:
 
     def run(self, resume: dict[str, Any] | None = None) -> bool:
         """Run to ``env_steps``; False when stopped early (a checkpoint was written)."""
-        from xfer.run.distributed import any_rank
-
-        ctx, s, cfg = self.ctx, self.settings, self.cfg
+        ctx, s = self.ctx, self.settings
         if resume is not None:
             self.load_state_dict(resume)
             if self.env_step >= s.env_steps:
                 return True  # finished before: its last checkpoint is the final one
         else:
             self.selfplay.start(ctx.rng)
-        actor = self.agent(self.actor_net)
         ctx.progress.update(phase=f"online {self.task.task}", total=s.env_steps)
-        while self.env_step < s.env_steps:
-            if self.next_eval <= self.env_step:
-                self.run_eval()
-            temperature = visit_temperature(self.learner.train_step, cfg.training_steps, s.temperatures)
-            games, returns = self.selfplay.step(actor, temperature, ctx.rng)
-            for game in games:
-                self.replay.add(game)
-            self.env_step += s.num_envs
-            step = self.offset + self.env_step
-            self.episodes += len(returns)
-            for ret in returns:
-                ctx.logger.log(step, {f"{self.prefix}/return": ret}, env_steps=self.env_step)
-            self.train()
-            if self.env_step >= self.next_log and self.last_stats:
-                ctx.logger.log(step, {k if "/" in k else f"{self.prefix}/{k}": v
-                                      for k, v in self.last_stats.items()},
-                               env_steps=self.env_step, updates=self.updates)
-                self.next_log = self.env_step + ctx.recipe.logging.every
-            ctx.progress.update(step=self.env_step, env_steps=self.env_step, updates=self.updates)
-            stop = any_rank(ctx.should_stop(step))  # several processes stop together
-            if ctx.checkpoint_due(step) or stop:
-                self.save()
-            if stop:
-                return False
+        if not (self._play_in_workers() if s.workers else self._play()):
+            return False
         self.run_eval()
         if ctx.recipe.eval.video:
             self.write_video()
         self.save()
         return True
+
+    def _play(self) -> bool:
+        """Self-play in this process: one agent step in every environment, then the updates it owes."""
+        ctx, s, cfg = self.ctx, self.settings, self.cfg
+        actor = self.agent(self.actor_net)
+        while self.env_step < s.env_steps:
+            if self.next_eval <= self.env_step:
+                self.run_eval()
+            temperature = visit_temperature(self.learner.train_step, cfg.training_steps, s.temperatures)
+            self._add(*self.selfplay.step(actor, temperature, ctx.rng))
+            self.train()
+            self._report()
+            if self._checkpoint_or_stop():
+                return False
+        return True
+
+    def _play_in_workers(self) -> bool:
+        """Self-play in worker processes: the next chunk plays while this process trains the updates the
+        last one owes (and evaluates); checkpoints fall between chunks, when nothing is in flight."""
+        from xfer.muzero.selfplay_workers import SelfPlayWorkers
+
+        ctx, s, cfg = self.ctx, self.settings, self.cfg
+        workers = self.selfplay
+        assert isinstance(workers, SelfPlayWorkers)
+        while True:
+            if not workers.in_flight and self.env_step < s.env_steps:
+                temperature = visit_temperature(self.learner.train_step, cfg.training_steps, s.temperatures)
+                workers.submit(self.actor_net, self.actor_version, self._chunk_steps(), temperature, ctx.rng)
+            self.train()
+            self._report()
+            if self.env_step >= s.env_steps:
+                return True
+            if self.next_eval <= self.env_step:
+                self.run_eval()
+            for games, returns in workers.receive():
+                self._add(games, returns)
+            if self._checkpoint_or_stop():
+                return False
+
+    def _chunk_steps(self) -> int:
+        """Agent steps for the next chunk: ``worker_steps``, ending at the next evaluation or the run's end
+        (at the first step on or past it, where the in-process loop would stop there too)."""
+        s, every = self.settings, self.ctx.recipe.eval.every
+        next_eval = self.next_eval if self.next_eval > self.env_step else self.env_step + every
+        room = min(next_eval, s.env_steps) - self.env_step
+        return max(1, min(s.worker_steps, -(-room // s.num_envs)))
+
+    def _add(self, games: list[Any], returns: list[float]) -> None:
+        """One agent step's replay entries and the returns of the games it ended."""
+        for game in games:
+            self.replay.add(game)
+        self.env_step += self.settings.num_envs
+        self.episodes += len(returns)
+        for ret in returns:
+            self.ctx.logger.log(self.offset + self.env_step, {f"{self.prefix}/return": ret},
+                                env_steps=self.env_step)
+
+    def _report(self) -> None:
+        ctx = self.ctx
+        if self.env_step >= self.next_log and self.last_stats:
+            ctx.logger.log(self.offset + self.env_step, {k if "/" in k else f"{self.prefix}/{k}": v
+                                                         for k, v in self.last_stats.items()},
+                           env_steps=self.env_step, updates=self.updates)
+            self.next_log = self.env_step + ctx.recipe.logging.every
+        ctx.progress.update(step=self.env_step, env_steps=self.env_step, updates=self.updates)
+
+    def _checkpoint_or_stop(self) -> bool:
+        """Checkpoint when due or asked to stop; True to stop (several processes stop together)."""
+        from xfer.run.distributed import any_rank
+
+        step = self.offset + self.env_step
+        stop = any_rank(self.ctx.should_stop(step))
+        if self.ctx.checkpoint_due(step) or stop:
+            self.save()
+        return stop
 
     def write_video(self) -> None:
         """One greedy evaluation episode as ``eval.mp4`` in the run directory (the newest frame of each
@@ -330,6 +418,7 @@ class OnlineLoop:
             self.updates += 1
             if self.updates % s.actor_update_interval == 0:
                 self.actor_net.load_state_dict(self.learner.net.state_dict())
+                self.actor_version += 1
 
     def run_eval(self) -> dict[str, float]:
         ctx = self.ctx
