@@ -180,6 +180,15 @@ def test_efficientzero_resume_is_exact(tmp_path: Path, registry, workers: int, p
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
 
 
+def test_efficientzero_asked_to_stop_at_its_last_step_still_evaluates(tmp_path: Path, registry) -> None:
+    """A stop due at the last agent step is the run's end: the final evaluation and checkpoint follow (a
+    checkpoint taken there made the resumed run skip its final evaluation)."""
+    path = _recipe(tmp_path, "efficientzero", "ez", {"model": MODEL, "selfplay": SELFPLAY})
+    part = start_run(path, registry=registry, stop_at=SELFPLAY["env_steps"])
+    assert json.loads((part / "run.json").read_text())["status"] == "done"
+    assert [r["env_steps"] for r in read_metrics(part / "metrics.jsonl") if "eval/return" in r] == [24]
+
+
 def test_xtra_fits_its_network_to_the_target_games_observations(tmp_path: Path, registry) -> None:
     """Gray Atari frames (``color: gray``) give the network one channel per frame, as `efficientzero` does,
     without the recipe saying ``image_channels``."""

@@ -326,7 +326,7 @@ class OnlineLoop:
             self._add(*self.selfplay.step(actor, temperature, ctx.rng))
             self.train()
             self._report()
-            if self._checkpoint_or_stop():
+            if self.env_step < s.env_steps and self._checkpoint_or_stop():
                 return False
         return True
 
@@ -350,7 +350,7 @@ class OnlineLoop:
                 self.run_eval()
             for games, returns in workers.receive():
                 self._add(games, returns)
-            if self._checkpoint_or_stop():
+            if self.env_step < s.env_steps and self._checkpoint_or_stop():
                 return False
 
     def _chunk_steps(self) -> int:
@@ -381,7 +381,9 @@ class OnlineLoop:
         ctx.progress.update(step=self.env_step, env_steps=self.env_step, updates=self.updates)
 
     def _checkpoint_or_stop(self) -> bool:
-        """Checkpoint when due or asked to stop; True to stop (several processes stop together)."""
+        """Checkpoint when due or asked to stop; True to stop (several processes stop together). Not called
+        at the last agent step: the run's end (final evaluation, then a checkpoint) follows it, and a
+        checkpoint there would make a resumed run skip that evaluation."""
         from xfer.run.distributed import any_rank
 
         step = self.offset + self.env_step
