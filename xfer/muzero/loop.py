@@ -238,7 +238,7 @@ class OnlineLoop:
             recipe = EnvRecipe(suite_spec(task.suite, ctx.registry), task.task,
                                task_settings(ctx, task, settings.train_env_options))
             self.selfplay = SelfPlayWorkers(self.cfg, recipe, seeds, self.legal, settings.workers, task_id,
-                                            settings.segment_length)
+                                            settings.segment_length, device=learner.device)
         else:
             envs = [make_task_env(ctx, task, int(s), settings.train_env_options) for s in seeds]
             self.legal = legal_mask_of(envs[0], self.cfg.n_actions)

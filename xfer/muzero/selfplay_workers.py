@@ -45,7 +45,7 @@ class EnvRecipe:
 
 
 def _worker_main(index: int, cfg_json: str, env: EnvRecipe, seeds: list[int], legal: np.ndarray, task_id: int,
-                 segment_length: int, threads: int, requests: Any, replies: Any) -> None:
+                 segment_length: int, device: str, threads: int, requests: Any, replies: Any) -> None:
     """A worker: its environments, their SelfPlay and an acting-network copy, answering in order."""
     from xfer.envs.make import make_from_spec
     from xfer.muzero.agent import MuZeroAgent, SelfPlay
@@ -55,7 +55,7 @@ def _worker_main(index: int, cfg_json: str, env: EnvRecipe, seeds: list[int], le
     cfg = EfficientZeroConfig.model_validate_json(cfg_json)
     envs = [make_from_spec(env.spec, env.task, env.settings, seed) for seed in seeds]
     selfplay = SelfPlay(envs, cfg, legal, task_id, segment_length)
-    agent = MuZeroAgent(EfficientZeroNet(cfg).eval().requires_grad_(False), cfg, legal)
+    agent = MuZeroAgent(EfficientZeroNet(cfg).eval().requires_grad_(False), cfg, legal, device=device)
 
     def start(seed: int) -> None:
         selfplay.start(np.random.default_rng(seed))
@@ -88,17 +88,21 @@ def _worker_main(index: int, cfg_json: str, env: EnvRecipe, seeds: list[int], le
 class SelfPlayWorkers:
     """``workers`` processes playing ``len(seeds)`` environments of one task (see the module docstring).
 
-    ``seeds`` are the environments' construction seeds, in order (worker ``i`` gets the ``i``-th share).
+    ``seeds`` are the environments' construction seeds, in order (worker ``i`` gets the ``i``-th share);
+    ``device``: where the workers' acting networks evaluate the search's leaves; ``threads``: torch threads
+    per worker.
     """
 
     def __init__(self, cfg: EfficientZeroConfig, env: EnvRecipe, seeds: np.ndarray, legal: np.ndarray,
-                 workers: int, task_id: int = 0, segment_length: int = 400, threads: int = 1) -> None:
+                 workers: int, task_id: int = 0, segment_length: int = 400,
+                 device: str | torch.device = "cpu", threads: int = 1) -> None:
         if workers < 1 or len(seeds) % workers:
             raise XferError(f"selfplay.workers {workers} must divide selfplay.num_envs {len(seeds)}",
                             hint="each worker plays an equal share of the environments")
         share = len(seeds) // workers
         args = [(cfg.model_dump_json(), env, [int(s) for s in seeds[i * share:(i + 1) * share]],
-                 np.asarray(legal, bool), task_id, segment_length, threads) for i in range(workers)]
+                 np.asarray(legal, bool), task_id, segment_length, str(device), threads)
+                for i in range(workers)]
         self._pool = WorkerPool(_worker_main, args, name="xfer-selfplay",
                                 hint="`xfer resume` continues the run from its last checkpoint; with "
                                      "`selfplay.workers: 0` the learner's process plays itself")
