@@ -158,12 +158,19 @@ def test_a_job_of_several_batches_with_their_own_target_modes(setup) -> None:
 
 def test_workers_outlive_ctrl_c(setup) -> None:
     """A Ctrl-C reaches the whole process group; the run's process answers it by checkpointing, which waits
-    for the batches in flight, so the workers must not die of it (they did before: KeyboardInterrupt)."""
-    cfg, learner, replay, workers = setup
-    source = TargetSource(learner.target_net)
-    rng = np.random.default_rng(0)
-    _next(workers, source, learner, lambda: [gather_job(replay, _positions(1), cfg, source, rng)], rng)
-    for proc in workers._pool._procs:
-        os.kill(proc.pid, signal.SIGINT)
-    assert len(workers.state_dict()["jobs"]) == 2
-    assert all(proc.is_alive() for proc in workers._pool._procs)
+    for the batches in flight, so the workers must not die of it (they did before: KeyboardInterrupt), even
+    while they are still starting (importing torch)."""
+    cfg, learner, replay, _ = setup
+    workers = BatchWorkers(cfg, 2)
+    try:
+        for proc in workers._pool._procs:  # at once: the workers are still starting
+            os.kill(proc.pid, signal.SIGINT)
+        source = TargetSource(learner.target_net)
+        rng = np.random.default_rng(0)
+        _next(workers, source, learner, lambda: [gather_job(replay, _positions(1), cfg, source, rng)], rng)
+        for proc in workers._pool._procs:  # and once they work
+            os.kill(proc.pid, signal.SIGINT)
+        assert len(workers.state_dict()["jobs"]) == 2
+        assert all(proc.is_alive() for proc in workers._pool._procs)
+    finally:
+        workers.close()

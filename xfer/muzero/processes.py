@@ -6,22 +6,38 @@ shared reply queue (``error`` a traceback string or ``None``). The learner's sid
 :meth:`WorkerPool.send` and waits for a key with :meth:`WorkerPool.receive`, which turns a worker's
 traceback into an error and a dead worker into one line with what to do next.
 
-Workers ignore SIGINT: a Ctrl-C in the terminal reaches the whole process group, and the run's own
-process handles it by finishing the current step and writing a checkpoint, which needs its workers alive.
+Workers ignore SIGINT from their start (the parent ignores it while it starts them, and an ignored signal
+stays ignored through exec and Python's start-up): a Ctrl-C in the terminal reaches the whole process
+group, and the run's own process handles it by finishing the current step and writing a checkpoint, which
+needs its workers alive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 import signal
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from xfer.errors import XferError
 
 _POLL_S = 2.0
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _entry(target: Callable[..., None], index: int, args: tuple[Any, ...], requests: Any,
@@ -50,8 +66,9 @@ class WorkerPool:
         self._procs = [context.Process(target=_entry, daemon=True, name=f"{name}-{i}",
                                        args=(target, i, a, q, self._replies))
                        for i, (a, q) in enumerate(zip(args, self._requests, strict=True))]
-        for proc in self._procs:
-            proc.start()
+        with _sigint_ignored():  # inherited through exec, so a worker ignores it while still importing
+            for proc in self._procs:
+                proc.start()
         self._arrived: dict[Any, Any] = {}
 
     def __len__(self) -> int:
