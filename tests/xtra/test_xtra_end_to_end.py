@@ -180,6 +180,16 @@ def test_efficientzero_resume_is_exact(tmp_path: Path, registry, workers: int, p
     assert read_metrics(full / "metrics.jsonl") == read_metrics(part / "metrics.jsonl")
 
 
+def test_a_checkpoint_without_selfplay_workers_refuses_to_resume_with_them(tmp_path: Path, registry) -> None:
+    path = _recipe(tmp_path, "efficientzero", "ez", {"model": MODEL, "selfplay": SELFPLAY})
+    part = start_run(path, registry=registry, stop_at=12)
+    recipe = yaml.safe_load((part / "recipe.yaml").read_text())
+    recipe["efficientzero"]["selfplay"]["workers"] = 1  # edited in the run's own recipe
+    (part / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(XferError, match="written with selfplay.workers 0, the recipe now has 1"):
+        resume_run(part, registry=registry)
+
+
 def test_efficientzero_asked_to_stop_at_its_last_step_still_evaluates(tmp_path: Path, registry) -> None:
     """A stop due at the last agent step is the run's end: the final evaluation and checkpoint follow (a
     checkpoint taken there made the resumed run skip its final evaluation)."""
