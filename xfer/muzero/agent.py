@@ -318,6 +318,10 @@ class SelfPlay:
         self.stacked = self.stacker.push(np.stack(frames), first)
         return games, finished
 
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
     def state_dict(self) -> dict[str, Any]:
         assert self.stacker.frames is not None
         return {"buffers": [b.state(self.cfg.n_actions) for b in self.buffers],

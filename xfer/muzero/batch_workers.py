@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.processes import WorkerPool, answer
+from xfer.muzero.processes import WorkerPool, answer, load_weights
 from xfer.muzero.targets import BatchJob, TargetSource, TrainBatch, finish_job, network_part
 
 
@@ -54,7 +54,7 @@ def _worker_main(index: int, cfg_json: str, device: str, threads: int, requests:
         if message[0] == "stop":
             return
         if message[0] == "weights":
-            net.load_state_dict({k: torch.as_tensor(v) for k, v in message[1].items()})
+            load_weights(net, message[1])
             continue
         _, job_id, parts, seed = message
         answer(replies, job_id, lambda parts=parts, seed=seed: compute(parts, seed))
@@ -88,7 +88,6 @@ class BatchWorkers:
                                      "`reanalyse_workers: 0` the learner computes the targets itself")
         self._inflight: deque[_InFlight] = deque()
         self._next_id = 0
-        self._sent_version: int | None = None
 
     # -- the learner's side --
     def next_batches(self, sources: list[TargetSource], target_version: int,
@@ -113,10 +112,7 @@ class BatchWorkers:
 
     def _submit(self, sources: list[TargetSource], target_version: int, gather: Callable[[], list[BatchJob]],
                 rng: np.random.Generator) -> None:
-        if target_version != self._sent_version:
-            weights = {k: v.detach().cpu().numpy().copy() for k, v in sources[0].net.state_dict().items()}
-            self._pool.broadcast(("weights", weights))
-            self._sent_version = target_version
+        self._pool.send_weights(sources[0].net, target_version)
         parts = gather()
         job_id = self._next_id
         self._next_id += 1

@@ -285,11 +285,7 @@ class OnlineLoop:
         self.ctx.save(step, self.state_dict(step))
 
     def close(self) -> None:
-        if self.settings.workers:
-            self.selfplay.close()
-        else:
-            for env in self.selfplay.envs:
-                env.close()
+        self.selfplay.close()
 
     # -- the loop --
     def agent(self, net: Any) -> MuZeroAgent:

@@ -5,6 +5,8 @@ replies)``: it reads requests from its own queue in order and puts ``(key, paylo
 shared reply queue (``error`` a traceback string or ``None``). The learner's side sends with
 :meth:`WorkerPool.send` and waits for a key with :meth:`WorkerPool.receive`, which turns a worker's
 traceback into an error and a dead worker into one line with what to do next.
+:meth:`WorkerPool.send_weights` gives every worker a network's weights when their version changed; a
+worker applies such a message with :func:`load_weights`.
 
 Workers ignore SIGINT from their start (the parent ignores it while it starts them, and an ignored signal
 stays ignored through exec and Python's start-up): a Ctrl-C in the terminal reaches the whole process
@@ -46,6 +48,13 @@ def _entry(target: Callable[..., None], index: int, args: tuple[Any, ...], reque
     target(index, *args, requests, replies)
 
 
+def load_weights(net: Any, weights: dict[str, Any]) -> None:
+    """Apply the weights of a :meth:`WorkerPool.send_weights` message to a worker's network copy."""
+    import torch
+
+    net.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
+
+
 def answer(replies: Any, key: Any, work: Callable[[], Any]) -> None:
     """Run ``work`` and reply with its result, or with its traceback (the learner raises it)."""
     try:
@@ -70,6 +79,7 @@ class WorkerPool:
             for proc in self._procs:
                 proc.start()
         self._arrived: dict[Any, Any] = {}
+        self._sent_version: int | None = None
 
     def __len__(self) -> int:
         return len(self._procs)
@@ -80,6 +90,13 @@ class WorkerPool:
     def broadcast(self, message: tuple[Any, ...]) -> None:
         for q in self._requests:
             q.put(message)
+
+    def send_weights(self, net: Any, version: int) -> None:
+        """``("weights", numpy state dict)`` to every worker, unless ``version`` is the one sent last."""
+        if version != self._sent_version:
+            weights = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+            self.broadcast(("weights", weights))
+            self._sent_version = version
 
     def receive(self, key: Any) -> Any:
         """The payload replied under ``key`` (replies to other keys are kept for later)."""

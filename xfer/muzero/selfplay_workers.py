@@ -29,7 +29,7 @@ import torch
 from xfer.envs.settings import EnvSettings
 from xfer.errors import XferError
 from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.processes import WorkerPool, answer
+from xfer.muzero.processes import WorkerPool, answer, load_weights
 from xfer.registry import SuiteSpec
 
 Chunk = list[tuple[list[Any], list[float]]]  # per agent step: (replay entries, returns of ended games)
@@ -71,7 +71,7 @@ def _worker_main(index: int, cfg_json: str, env: EnvRecipe, seeds: list[int], le
             if kind == "stop":
                 return
             if kind == "weights":
-                agent.net.load_state_dict({k: torch.as_tensor(v) for k, v in message[1].items()})
+                load_weights(agent.net, message[1])
             elif kind == "start":
                 answer(replies, ("start", index), lambda s=message[1]: start(s))
             elif kind == "play":
@@ -81,8 +81,7 @@ def _worker_main(index: int, cfg_json: str, env: EnvRecipe, seeds: list[int], le
             elif kind == "restore":
                 answer(replies, ("restore", index), lambda s=message[1]: selfplay.restore(s))
     finally:
-        for e in envs:
-            e.close()
+        selfplay.close()
 
 
 class SelfPlayWorkers:
@@ -107,7 +106,6 @@ class SelfPlayWorkers:
                                 hint="`xfer resume` continues the run from its last checkpoint; with "
                                      "`selfplay.workers: 0` the learner's process plays itself")
         self._chunks = 0
-        self._sent_version: int | None = None
         self.in_flight = False
 
     def _all(self, kind: str, messages: list[tuple[Any, ...]]) -> list[Any]:
@@ -123,10 +121,7 @@ class SelfPlayWorkers:
                rng: np.random.Generator) -> None:
         """Ask every worker for ``steps`` agent steps, acting with ``net`` (sent when ``version`` changed)."""
         assert not self.in_flight, "receive() the chunk in flight first"
-        if version != self._sent_version:
-            self._pool.broadcast(("weights", {k: v.detach().cpu().numpy().copy()
-                                              for k, v in net.state_dict().items()}))
-            self._sent_version = version
+        self._pool.send_weights(net, version)
         for i in range(len(self._pool)):
             self._pool.send(i, ("play", self._chunks, steps, float(temperature), int(rng.integers(2**63))))
         self.in_flight = True
