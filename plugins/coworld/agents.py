@@ -44,6 +44,7 @@ from xfer.dreamer.loop import TRAIN_KEYS, EnvBatch, EvalAgent
 from xfer.errors import XferError
 from xfer.recipe import TaskSpec
 from xfer.run.context import RunContext
+from xfer.run.distributed import share_batch
 
 
 def pad_actions(actions: np.ndarray, size: int) -> np.ndarray:
@@ -98,13 +99,19 @@ def make_source_env(ctx: RunContext, task: TaskSpec, act_dim: int, native: int, 
 
 
 class TargetData:
-    """Batches of the offline target dataset: numpy for the target agent, tensors for Stage B."""
+    """Batches of the offline target dataset: numpy for the target agent, tensors for Stage B.
+
+    ``batch`` is the global batch: :meth:`share` (and :meth:`tensors`, Stage B's batches) give this rank's
+    rows of a batch drawn from its own generator (:func:`xfer.run.distributed.share_batch`: derived from
+    the run's seed, the rank and ``started``, the update count the process started from), the whole batch of
+    ``sample()`` on one process; the learner shares its target batches the same way."""
 
     def __init__(self, path: Any, max_episodes: int | None, batch: int, length: int, act_dim: int,
                  obs_keys: Sequence[str], rng: np.random.Generator) -> None:
         self.buffer = ReplayBuffer(path, readonly=True, max_episodes=max_episodes)
         self.batch, self.length, self.act_dim, self.rng = batch, length, act_dim, rng
         self.keys = (*obs_keys, *TRAIN_KEYS)
+        self.started = 0  # set by the learner when it restores (several processes: see share_batch)
 
     def sample(self, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         data = self.buffer.sample(self.batch, self.length, rng if rng is not None else self.rng)
@@ -112,8 +119,12 @@ class TargetData:
         out["action"] = pad_actions(out["action"].astype(np.float32), self.act_dim)
         return out
 
+    def share(self) -> dict[str, np.ndarray]:
+        """This rank's share of a global target batch (the whole ``sample(rng)`` on one process)."""
+        return share_batch(self.sample, self.rng, self.started)
+
     def tensors(self, device: torch.device) -> dict[str, Tensor]:
-        return {key: torch.as_tensor(value, device=device) for key, value in self.sample().items()}
+        return {key: torch.as_tensor(value, device=device) for key, value in self.share().items()}
 
 
 def build_agent(obs_shapes: Mapping[str, Sequence[int]], act_dim: int, model: DreamerConfig,

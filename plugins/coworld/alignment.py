@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xfer.dreamer.world_model import Batch, WorldModel, WorldModelOutputs
+from xfer.run.distributed import mean_over_ranks
 
 
 def softmax_kl(source_embed: Tensor, target_embed: Tensor) -> Tensor:
@@ -103,6 +104,8 @@ class StateAlignment:
         if self.selection_encoder is not None:  # the KL of the frozen, unaligned copy (no graph)
             with torch.no_grad():
                 self.last_kl = self._kls(source_embeds, self.selection_encoder(self._observations(batch)))
+        if len(self.sources) > 1:  # several processes: the global batch's KL, so every rank chooses alike
+            self.last_kl = mean_over_ranks(self.last_kl)
         self.selected = int(self.choose(self.last_kl)) if len(self.sources) > 1 else 0
         kl = kls[self.selected]
         metrics: dict[str, Tensor] = {"coworld/state_kl": kl.detach()}

@@ -16,6 +16,13 @@
 
 All counters live in :meth:`state_dict`; the loop checkpoints only between its rounds, so a target phase is
 never cut by a checkpoint and a resumed run continues exactly.
+
+Several processes (:mod:`xfer.run.distributed`): every target batch (the world-model pretraining, the
+target phase's updates, Stage B's relabelled batches) is this rank's share of the global batch
+(:func:`~xfer.run.distributed.share_batch`), as the loop's source batches are, and every optimiser step
+of the agents averages the gradients over the ranks, so all ranks keep the same parameters. The
+multi-source selection reads the KL averaged over the ranks
+(:class:`~xfer_plugins.coworld.alignment.StateAlignment`), so every rank selects the same source.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from xfer_plugins.coworld.routing import SourceRouter
 
 from xfer.dreamer.agent import DreamerAgent
 from xfer.run.context import RunContext
+from xfer.run.distributed import share_batch
 
 
 def _prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
@@ -47,6 +55,7 @@ class CoWorldLearner:
         self.target_phases = 0
         self.target_updates = 0
         self.round_robin = 0
+        self.started = 0  # the target update count this process started from (several processes)
         router.choose = self.choose_source
 
     # -- which source trains --------------------------------------------------------------------------------
@@ -102,7 +111,7 @@ class CoWorldLearner:
         sums: dict[str, float] = {}
         count = 0
         for update in range(1, cfg.target_iterations + 1):
-            for key, value in self.target.train_step(self.target_data.sample(ctx.rng)).items():
+            for key, value in self.target.train_step(self._target_batch()).items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
             self.target_updates += 1
@@ -113,13 +122,17 @@ class CoWorldLearner:
         ctx.say(f"coworld: target phase {self.target_phases}/{cfg.rounds} done "
                 f"({self.target_updates} target updates, source steps {self.router.steps})")
 
+    def _target_batch(self) -> dict[str, Any]:
+        """This rank's share of a global target batch (the whole batch from ``ctx.rng`` on one process)."""
+        return share_batch(self.target_data.sample, self.ctx.rng, self.started)
+
     def _pretrain_target_world_model(self, updates: int) -> None:
         """Appendix C step 1 (and the authors' code): the target world model alone, without alignment."""
         alignment = self.stages.alignment
         if alignment is not None:
             alignment.enabled = False
         for _ in range(updates):
-            metrics, _ = self.target.train_world_model(self.target_data.sample(self.ctx.rng))
+            metrics, _ = self.target.train_world_model(self._target_batch())
         if alignment is not None:
             alignment.enabled = True
         self._log_target({f"pretrain/{key}": float(value) for key, value in metrics.items()})
@@ -162,3 +175,4 @@ class CoWorldLearner:
         self.target_phases = int(counters["target_phases"])
         self.target_updates = int(counters["target_updates"])
         self.round_robin = int(counters["round_robin"])
+        self.started = self.target_data.started = self.target_updates

@@ -31,6 +31,7 @@ from xfer.dreamer.method_config import TrainSchedule
 from xfer.errors import XferError
 from xfer.recipe import TaskSpec
 from xfer.run.context import RunContext
+from xfer.run.distributed import any_rank, average_gradients
 
 BATCH_KEYS = ("image", "action", "reward", "is_first", "is_terminal")
 
@@ -90,8 +91,10 @@ def mixture_batches(opened: Sequence[tuple[ReplayBuffer, dict[str, Any]]], act_d
 
 
 def clip_and_step(opt: torch.optim.Optimizer, clip: float, weight_decay: float = 0.0) -> Tensor:
-    """Clip the gradient norm of ``opt``'s parameters, step, and apply decoupled weight decay (DreamerV2)."""
+    """Average the gradients of ``opt``'s parameters over the ranks (several processes), clip their norm,
+    step, and apply decoupled weight decay (DreamerV2)."""
     params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    average_gradients(params)  # several processes: the mean over ranks (xfer.run.distributed)
     norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
     opt.step()
     if weight_decay:
@@ -101,7 +104,11 @@ def clip_and_step(opt: torch.optim.Optimizer, clip: float, weight_decay: float =
 
 
 class TeacherTrainer:
-    """Stage 1's learner for :func:`train_offline`: one F_φ step (Eq. 2) and one G_θ step (Eq. 4) a batch."""
+    """Stage 1's learner for :func:`train_offline`: one F_φ step (Eq. 2) and one G_θ step (Eq. 4) a batch.
+
+    With several processes the loop hands each rank its share of the global batch
+    (:func:`xfer.run.distributed.share_batch`) and both steps apply the gradients averaged over the ranks,
+    so every rank makes the global batch's update."""
 
     def __init__(self, teacher: MixtureTeacher, vae_lr: float, device: torch.device) -> None:
         self.teacher, self.device = teacher.to(device), device
@@ -119,6 +126,7 @@ class TeacherTrainer:
         vae_loss, vae_metrics = self.teacher.replay_loss(out, data)
         self.vae_opt.zero_grad(set_to_none=True)
         vae_loss.backward()
+        average_gradients(self.teacher.replay.parameters())
         self.vae_opt.step()
         metrics.update(vae_metrics)
         metrics.pop("wm/reward_loss", None)  # computed by the backbone, scaled by 0: Eq. 2 has no reward
@@ -163,7 +171,7 @@ def run_pretrain(ctx: RunContext, cfg: Vid2ActConfig, sources: Sequence[TaskSpec
     stage = StageContext(ctx, PRETRAIN, offset=0, log_every=cfg.pretrain.log_every)
     meta = {"tasks": teacher.tasks, "act_dim": teacher.act_dim}
     train_offline(stage, trainer, batches, schedule, None, meta=meta, phase="vid2act stage 1")  # type: ignore[arg-type]
-    if ctx.should_stop():
+    if any_rank(ctx.should_stop()):  # several processes: a Ctrl-C that reached one rank stops them all
         return False
     teacher.save(teacher_path, steps=cfg.pretrain.steps)
     ctx.say(f"Vid2Act Stage 1 done: frozen teacher written to {teacher_path}")

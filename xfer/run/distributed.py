@@ -11,18 +11,25 @@ one per GPU (``nccl``) or CPU process (``gloo``). How a run is shared between th
 - **Batch share.** :func:`share_batch`: the batch in the recipe is the *global* batch. Each rank draws it
   from its own generator (derived from the run's seed, its rank and the update count it started from, so
   resuming re-derives it) and keeps rows ``rank::world`` of it (a Vid2Act mixture stays balanced); on one
-  process the run's own generator is used, unchanged.
+  process the run's own generator is used, unchanged. Every Dreamer-family update draws its data this way:
+  the Dreamer loops' batches (``dreamer``, Vid2Act's Stage 1 and Stage 2, CoWorld's source updates), and
+  CoWorld's own draws from its offline target dataset (the target world-model pretraining, the target
+  phase's updates, Stage B's relabelled target batches: CoWorld's learner and ``TargetData``).
 - **Gradients.** :func:`average_gradients` all-reduces (sums, then divides by the world size) the
   gradients an optimiser is about to apply, before clipping, so the update is the one of the global
-  batch's mean loss: the learning rate needs no scaling. It is called per optimiser step, so the
-  Dreamer agent's three optimisers (and any a method adds) work as they are. :func:`broadcast_buffers`
+  batch's mean loss: the learning rate needs no scaling. It is called per optimiser step: the Dreamer
+  agent's three optimisers (so the terms CoWorld's stages and Vid2Act's Stage 2 add to them), Vid2Act's
+  Stage 1 mixture world model and action replay VAE, the EfficientZero learner. :func:`broadcast_buffers`
   copies rank 0's buffers (BatchNorm statistics) to all ranks after each step, as DDP does.
-- **Agreement.** :func:`any_rank` (stopping: Ctrl-C reaches the ranks at different moments) and
-  :func:`gather_rows` (EfficientZero's new priorities, so every replay stays the same).
+- **Agreement.** :func:`any_rank` (stopping: Ctrl-C reaches the ranks at different moments),
+  :func:`gather_rows` (EfficientZero's new priorities, so every replay stays the same) and
+  :func:`mean_over_ranks` (a statistic a choice reads, e.g. multi-source CoWorld's per-source KL: the
+  global batch's mean, so every rank selects the same source).
 
 A checkpoint holds rank 0's state, which is every rank's: a multi-rank run resumes on one process and
-back. Updates whose data comes from ``ctx.rng`` instead of :func:`share_batch` (CoWorld's target phase,
-Vid2Act's Stage 1, XTRA's finetuning batches) are computed identically on every rank: correct, not faster.
+back. Updates whose data still comes from ``ctx.rng`` instead of :func:`share_batch` (XTRA's pretraining
+and finetuning batches, Vid2Act's optional ``train_vae_in_transfer`` source batches) are computed
+identically on every rank: correct, not faster.
 """
 
 from __future__ import annotations
@@ -133,6 +140,16 @@ def average_gradients(params: Iterable[torch.Tensor]) -> None:
     for grad in grads:
         grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
         offset += grad.numel()
+
+
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """``value``'s mean over the ranks (a new tensor; ``value`` itself on one process). For statistics of
+    equal-sized batch shares, e.g. a per-share mean, it is the statistic of the global batch."""
+    if world() == 1:
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total / world()
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:
