@@ -114,6 +114,16 @@ def worker(out: Path) -> None:
         distributed.teardown()
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """The one-process references on one thread, as the ranks (``worker``): an earlier in-process run may have
+    set more (``configure_torch``), and another reduction order moves the results by up to 7e-4."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ranks")
