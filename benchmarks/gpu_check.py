@@ -8,8 +8,9 @@ Sections, each skipped with a note once the budget is near its end:
 1. ``backbones``: one full training step of the DreamerV2 backbone at the paper's shapes (B 16 x L 50,
    64x64x3, GRU 600, 32x32 latents, MLPs 4x400, horizon 15) in fp32, bf16 autocast and bf16 +
    ``torch.compile`` (the recipe switches ``amp`` / ``compile``), and the EfficientZero learner step at
-   the paper's size (batch 256, 96x96, 5 unroll steps) in fp32 and under bf16 autocast applied by this
-   script; median ms per step and peak memory. Gaps (no recipe switch in xfer) are listed, not built.
+   the paper's size (batch 256, 96x96, 5 unroll steps) in the same three modes (its switches ``amp`` /
+   ``compile`` of the same name); median ms per step and peak memory. Gaps (no recipe switch in xfer) are
+   listed, not built.
 2. ``agreement``: one fp32 training step of the same seeded models on the CPU and on the device, with the
    same noise (every ``rand``/``randn``/``randint`` drawn from one CPU generator): losses and parameter
    updates agree to a tolerance.
@@ -54,7 +55,6 @@ __all__ = ["DeviceAudit", "E2E", "check_e2e", "loss_trend"]
 GOALS = {"dreamer_bf16_compile_ms": 40.0, "mcts_sims_per_s": 10_000.0}
 GAPS = [
     "CUDA graphs: xfer has no switch for them (imagination rollout, RSSM observe loop); not measured",
-    "EfficientZero: no amp/compile recipe switch; bf16 is measured by wrapping the step in autocast here",
 ]
 
 
@@ -109,7 +109,7 @@ def timed(step: Callable[[], Any], device: torch.device, steps: int, warmup: int
 
 
 # ---- 1. backbones ------------------------------------------------------------------------------------
-def dreamer_modes(device: torch.device) -> list[tuple[str, bool, bool]]:
+def backbone_modes(device: torch.device) -> list[tuple[str, bool, bool]]:
     """(name, amp, compile); compile only on CUDA (inductor on a small CPU takes minutes)."""
     modes = [("fp32", False, False), ("bf16", True, False)]
     return modes + [("bf16+compile", True, True)] if device.type == "cuda" else modes
@@ -131,7 +131,7 @@ def check_dreamer_backbone(device: torch.device, tiny: bool, budget: Budget) -> 
             "horizon": cfg.horizon,
         }
     }
-    for name, amp, compiled in dreamer_modes(device):
+    for name, amp, compiled in backbone_modes(device):
         if not budget.allows(90 if compiled else 20):
             out[name] = {"skipped": f"budget: {budget.left():.0f} s left"}
             continue
@@ -169,7 +169,8 @@ def check_muzero_backbone(device: torch.device, tiny: bool, budget: Budget) -> d
     from xfer.muzero.config import EfficientZeroConfig
     from xfer.muzero.learner import Learner
 
-    cfg = EfficientZeroConfig.model_validate({"preset": "tiny" if tiny else "paper"})
+    preset = "tiny" if tiny else "paper"
+    cfg = EfficientZeroConfig.model_validate({"preset": preset})
     batch_size = 8 if tiny else cfg.batch_size
     out: dict[str, Any] = {
         "shapes": {
@@ -179,19 +180,17 @@ def check_muzero_backbone(device: torch.device, tiny: bool, budget: Budget) -> d
             "simulations": cfg.num_simulations,
         }
     }
-    for name, amp in (("fp32", False), ("bf16 (autocast by this script)", True)):
-        if not budget.allows(20):
+    for name, amp, compiled in backbone_modes(device):
+        if not budget.allows(90 if compiled else 20):
             out[name] = {"skipped": f"budget: {budget.left():.0f} s left"}
             continue
+        mode_cfg = EfficientZeroConfig.model_validate({"preset": preset, "amp": amp, "compile": compiled})
         torch.manual_seed(0)
-        learner = Learner(cfg, device=device)
-        batch = move_batch(synthetic_batch(cfg, batch_size), device)
-        cast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+        learner = Learner(mode_cfg, device=device)
+        batch = move_batch(synthetic_batch(mode_cfg, batch_size), device)
 
-        def step(learner: Learner = learner, batch: Any = batch, cast: Any = cast) -> None:
-            with cast:
-                losses = learner.losses(batch)
-            learner.step(losses.total)
+        def step(learner: Learner = learner, batch: Any = batch) -> None:
+            learner.step(learner.losses(batch).total)
 
         reset_peak(device)
         try:
@@ -199,6 +198,9 @@ def check_muzero_backbone(device: torch.device, tiny: bool, budget: Budget) -> d
                          "peak_mem_mb": peak_mb(device)}
         except Exception as err:  # one mode's failure is a result; the other modes still run
             out[name] = {"error": f"{type(err).__name__}: {err}"[:500]}
+            continue
+        if device.type != "cuda" and amp:
+            out[name]["note"] = "autocast is off on the CPU (the amp switch is CUDA only)"
     return out
 
 
@@ -369,6 +371,8 @@ def table(result: dict[str, Any]) -> str:
     for mode, part in backbones.get("efficientzero", {}).items():
         if mode != "shapes":
             row(f"efficientzero step {mode} (ms)", shown(part))
+            if part.get("peak_mem_mb") is not None:
+                row(f"efficientzero step {mode} peak memory (MB)", part["peak_mem_mb"])
     if "mcts" in result:
         row(
             "mcts sims/s (32 envs x 50 sims)" if not result["tiny"] else "mcts sims/s (tiny)",

@@ -77,7 +77,9 @@ def test_whole_check_on_the_cpu_tiny(tmp_path: Path) -> None:
     assert saved["tiny"] and saved["goals"] == gpu_check.GOALS
     assert set(result["backbones"]["dreamer"]) == {"shapes", "fp32", "bf16"}  # compile only on CUDA
     assert result["backbones"]["dreamer"]["fp32"]["median_ms"] > 0
+    assert set(result["backbones"]["efficientzero"]) == {"shapes", "fp32", "bf16"}  # the amp switch
     assert result["backbones"]["efficientzero"]["fp32"]["median_ms"] > 0
+    assert result["backbones"]["efficientzero"]["bf16"]["median_ms"] > 0
     assert result["agreement"]["agree"] is True
     assert result["mcts"]["sims_per_s"] > 0
     e2e = result["e2e"]["dreamer"]

@@ -107,6 +107,11 @@ class EfficientZeroConfig(BaseModel):
         "plane", description="Action input of g: one plane a/|A| (EZ code) or a plane per action (LightZero)")
     init_zero: bool = Field(True, description="Zero-init the last layer of every head (EZ code).")
 
+    # Speed (xfer; the switches of the Dreamer backbone). Neither changes parameter names or checkpoints.
+    compile: bool = Field(False, description="torch.compile the representation, dynamics and prediction "
+                                             "networks")
+    amp: bool = Field(False, description="bf16 autocast (CUDA only; ignored on CPU)")
+
     # Search (MuZero Appendix B; Table 4).
     num_simulations: int = Field(50, ge=1)
     discount: float = Field(0.997**4, gt=0, le=1, description="Per agent step: 0.997 per frame, skip 4.")

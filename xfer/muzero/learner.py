@@ -14,6 +14,11 @@ stepwise. Weight decay is the optimiser's, so c||theta|| of Eq. 3 is not a loss 
 target views are augmented by a random shift, then a random intensity (EZ code's default pipeline).
 ``optimizer: adam`` is offered for CPU-scale runs (LightZero's classic-control setting).
 
+``amp`` (CUDA only): the forward pass of the loss runs under bf16 autocast; every loss term is computed in
+float32 from logits and projections cast to float32 first (the softmax / log-softmax over the 601-bin value
+and reward supports, the cross-entropies, the consistency cosine, the priorities' decoded values). Backward
+and the optimiser stay float32; bf16 needs no gradient scaler.
+
 Batch norm (xfer, issue 13): in training each unroll step is normalised with its own batch statistics,
 while EZ code's running statistics, which search and reanalyse use, average all K steps, weighted towards
 the last ones; search then evaluates a different model than the one trained (measured on a cue bandit:
@@ -43,7 +48,7 @@ import torch.nn.functional as F
 
 from xfer.muzero.augment import augment
 from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.networks import EfficientZeroNet, set_bn_train, set_stat_momentum
+from xfer.muzero.networks import EfficientZeroNet, autocast, set_bn_train, set_stat_momentum
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.muzero.support import scalar_to_support, support_to_scalar
 from xfer.muzero.targets import TrainBatch
@@ -55,19 +60,23 @@ def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     return x * scale + x.detach() * (1.0 - scale)
 
 
+# The loss terms below cast their network outputs to float32 first (a no-op on float32 inputs): under
+# ``amp`` the networks hand out bf16, whose 8-bit mantissa is too coarse for a 601-bin log-softmax.
 def negative_cosine(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """-cos(online, target) per row; the caller detaches ``target`` (stop-gradient branch)."""
+    """-cos(online, target) per row, in float32; the caller detaches ``target`` (stop-gradient branch)."""
+    online, target = online.float(), target.float()
     return -(F.normalize(online, dim=-1, eps=1e-5) * F.normalize(target, dim=-1, eps=1e-5)).sum(-1)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+    """Cross-entropy of ``softmax(logits)`` to the distribution ``target``, in float32."""
+    return -(target * torch.log_softmax(logits.float(), dim=-1)).sum(-1)
 
 
 def masked_policy_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
                                 legal: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy with the softmax over legal actions only (illegal logits never matter)."""
-    logp = torch.log_softmax(logits.masked_fill(~legal, -1e9), dim=-1).masked_fill(~legal, 0.0)
+    """Cross-entropy with the softmax over legal actions only (illegal logits never matter), in float32."""
+    logp = torch.log_softmax(logits.float().masked_fill(~legal, -1e9), dim=-1).masked_fill(~legal, 0.0)
     return -(target * logp).sum(-1)
 
 
@@ -131,7 +140,12 @@ class Learner:
         return cfg.lr * cfg.lr_decay_rate ** ((step - cfg.lr_warmup_steps) // cfg.lr_decay_steps)
 
     def losses(self, batch: TrainBatch) -> Losses:
-        """Forward pass of Eq. 3 on one batch (one task's batch, for XTRA)."""
+        """Forward pass of Eq. 3 on one batch (one task's batch, for XTRA); under bf16 autocast with ``amp``
+        on CUDA, the loss terms in float32 (module doc)."""
+        with autocast(self.cfg.amp, self.device):
+            return self._losses(batch)
+
+    def _losses(self, batch: TrainBatch) -> Losses:
         cfg, net = self.cfg, self.net
         net.train()
         K, stack, c, n = cfg.unroll_steps, cfg.frame_stack, cfg.frame_width, cfg.support_size

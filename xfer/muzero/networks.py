@@ -6,11 +6,20 @@ or one plane per action (``action_encoding: one_hot``, LightZero's default) -> n
 prefix from an LSTM over the flattened reward features. Prediction f: latent -> policy logits and
 categorical value. Projector + prediction head for the SimSiam consistency loss (Ye et al. 2021,
 Sec. 4.1); all widths from :class:`~xfer.muzero.config.EfficientZeroConfig`.
+
+Speed switches (``amp``, ``compile``, as the Dreamer backbone's): every inference of self-play, search,
+reanalyse and evaluation goes through :meth:`EfficientZeroNet.initial_inference` /
+:meth:`~EfficientZeroNet.recurrent_inference`, which run the networks under bf16 autocast on CUDA when
+``amp`` is set and hand back float32 (latents, LSTM states, logits; scalars are decoded in float32), so
+the NumPy search is the same either way. ``compile`` compiles h, g and f in place (``Module.compile``):
+parameter names and state-dict keys stay as they are, so a run resumes with the switch flipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +29,14 @@ from xfer.muzero.config import EfficientZeroConfig
 from xfer.muzero.support import support_to_scalar
 
 LstmState = tuple[torch.Tensor, torch.Tensor]
+COMPILED = ("representation", "dynamics_net", "prediction")  # what ``compile: true`` compiles
+
+
+def autocast(amp: bool, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast when ``amp`` and ``device`` is CUDA; nothing otherwise (the switch is CUDA only)."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -191,6 +208,21 @@ class EfficientZeroNet(nn.Module):
         self.projection_head = nn.Sequential(
             nn.Linear(cfg.proj_out, cfg.pred_hidden), nn.BatchNorm1d(cfg.pred_hidden), nn.ReLU(),
             nn.Linear(cfg.pred_hidden, cfg.proj_out))
+        if cfg.compile:
+            self.compile_modules()
+
+    def compile_modules(self) -> None:
+        """torch.compile h, g and f in place (``Module.compile``, as the Dreamer agent): the modules and
+        their parameters keep their names, so state dicts and checkpoints are those of the plain network."""
+        for name in COMPILED:
+            getattr(self, name).compile()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Copies (``copy.deepcopy``, pickling to worker processes) are compiled as the original: torch
+        drops a module's compiled call when it is copied (``Module.__getstate__``)."""
+        super().__setstate__(state)
+        if self.cfg.compile:
+            self.compile_modules()
 
     def represent(self, obs: torch.Tensor) -> torch.Tensor:
         """Stacked frames (uint8 in [0, 255] or float in [0, 1]) or stacked state vectors -> latent."""
@@ -214,15 +246,19 @@ class EfficientZeroNet(nn.Module):
 
     @torch.no_grad()
     def initial_inference(self, obs: torch.Tensor) -> Inference:
-        latent = self.represent(obs)
-        logits, value_logits = self.prediction(latent)
+        """h and f of a batch of stacked observations; float32 out whatever ``amp`` (see the module doc)."""
+        with autocast(self.cfg.amp, obs.device):
+            latent = self.represent(obs)
+            logits, value_logits = self.prediction(latent)
         batch = latent.shape[0]
-        return Inference(latent, self.initial_hidden(batch), torch.zeros(batch, device=latent.device),
-                         support_to_scalar(value_logits), logits)
+        return Inference(latent.float(), self.initial_hidden(batch), torch.zeros(batch, device=latent.device),
+                         support_to_scalar(value_logits), logits.float())
 
     @torch.no_grad()
     def recurrent_inference(self, latent: torch.Tensor, hidden: LstmState, action: torch.Tensor) -> Inference:
-        nxt, hidden, prefix_logits = self.dynamics(latent, hidden, action)
-        logits, value_logits = self.prediction(nxt)
+        """g and f of one model step; float32 out whatever ``amp`` (see the module doc)."""
+        with autocast(self.cfg.amp, latent.device):
+            nxt, hidden, prefix_logits = self.dynamics(latent, hidden, action)
+            logits, value_logits = self.prediction(nxt)
         prefix, value = support_to_scalar(prefix_logits), support_to_scalar(value_logits)
-        return Inference(nxt, hidden, prefix, value, logits)
+        return Inference(nxt.float(), (hidden[0].float(), hidden[1].float()), prefix, value, logits.float())
