@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xfer.envs.settings import EnvSettings
 
@@ -76,9 +76,21 @@ class LoggingSettings(Strict):
 
 
 class PerfSettings(Strict):
+    """CPU threads. The speed switches of a backbone (``amp``: bf16 autocast on CUDA, ``compile``:
+    torch.compile) are fields of its config, the method section's ``model`` (e.g. ``dreamer.model.amp``), so
+    a recipe sets each in one place."""
+
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
-    compile: bool = Field(False, description="torch.compile the training step")
-    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on the CPU)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switches_live_in_the_model(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("amp", "compile"):
+                if key in data:
+                    raise ValueError(f"perf.{key} is not a recipe key: the backbone's switch is "
+                                     f"<method>.model.{key} (e.g. dreamer.model.{key}: true)")
+        return data
 
 
 class Recipe(Strict):

@@ -203,6 +203,22 @@ def load_recipe(path: Path, registry: Registry, overrides: Iterable[str] = ()) -
     return validate_recipe(data, registry, source=str(path), default_name=path.stem)
 
 
+# Keys an earlier xfer wrote into every run's recipe.yaml and no longer accepts; none of them was ever read,
+# so dropping them changes nothing about the run.
+RETIRED_RUN_KEYS: tuple[tuple[str, str], ...] = (("perf", "amp"), ("perf", "compile"))
+
+
+def load_run_recipe(rundir: Path, registry: Registry) -> Recipe:
+    """The ``recipe.yaml`` of a run directory, validated: a run written by an earlier xfer still resumes,
+    evaluates and serves as a policy (its :data:`RETIRED_RUN_KEYS` are dropped)."""
+    path = rundir / "recipe.yaml"
+    data = read_yaml(path)
+    for section, key in RETIRED_RUN_KEYS:
+        if isinstance(data, dict) and isinstance(data.get(section), dict):
+            data[section].pop(key, None)
+    return validate_recipe(data, registry, source=str(path), default_name=path.stem)
+
+
 def _task_problems(recipe: Recipe, registry: Registry) -> list[tuple[str, str]]:
     tasks: list[tuple[str, TaskSpec]] = [(f"sources.{i}", t) for i, t in enumerate(recipe.sources)]
     if recipe.target is not None:

@@ -77,11 +77,11 @@ def run_errors(rundir: Path, batches: int = 8, seed: int = 0) -> dict[str, float
 
     from xfer.data.cache import ensure_dataset
     from xfer.plugins import get_registry
-    from xfer.recipe_io import load_recipe
+    from xfer.recipe_io import load_run_recipe
 
     registry = get_registry()
     agent = load_agent(rundir, None, "cpu").agent
-    recipe = load_recipe(rundir / "recipe.yaml", registry)
+    recipe = load_run_recipe(rundir, registry)
     datasets = SimpleNamespace(dataset=lambda spec: ensure_dataset(spec, recipe.env_for(spec), recipe.datadir,
                                                                    registry=registry))
     by_name = {spec.task: spec for spec in recipe.sources}

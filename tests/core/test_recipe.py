@@ -84,3 +84,11 @@ def test_file_errors(tmp_path: Path, registry) -> None:
     bad.write_text("method: [unclosed")
     with pytest.raises(XferError, match="not valid YAML"):
         load_recipe(bad, registry)
+
+
+@pytest.mark.parametrize("key", ["amp", "compile"])
+def test_speed_switches_are_the_backbones_not_perf(registry, key: str) -> None:
+    """perf.amp/perf.compile were read by nothing: a recipe setting them is told where the switch lives."""
+    found = problems({**GOOD, "perf": {"threads": 1, key: True}}, registry)
+    assert f"<method>.model.{key}" in found["perf"]
+    assert validate_recipe({**GOOD, "perf": {"threads": 1}}, registry).perf.threads == 1

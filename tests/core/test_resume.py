@@ -95,3 +95,15 @@ def test_loading_never_executes_code(tmp_path: Path) -> None:
 def test_resume_of_a_non_run_directory_is_a_clear_error(tmp_path: Path, registry) -> None:
     with pytest.raises(XferError, match="not a run directory"):
         resume_run(tmp_path, registry=registry)
+
+
+def test_a_run_written_with_the_retired_perf_switches_still_resumes(tmp_path: Path, registry) -> None:
+    """Runs written before perf.amp/perf.compile were retired carry them in recipe.yaml (every run did: they
+    were defaults); resume drops them, while a new recipe that sets them is refused (test_recipe)."""
+    part = start_run(write_recipe(tmp_path, 40, "old"), registry=registry, stop_at=20)
+    saved = yaml.safe_load((part / "recipe.yaml").read_text())
+    saved["perf"].update(compile=False, amp=True)  # what every run's recipe.yaml held before
+    (part / "recipe.yaml").write_text(yaml.safe_dump(saved))
+    resume_run(part, registry=registry)
+    assert json.loads((part / "run.json").read_text())["status"] == "done"
+    assert final_state(part)["step"] == 40

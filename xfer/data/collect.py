@@ -79,11 +79,11 @@ def resolve_policy(name: str, suite: str, registry: Registry) -> PolicyRef:
 
 
 def _checkpoint_policy(name: str, rundir: Path, registry: Registry) -> PolicyRef:
-    from xfer.recipe_io import load_recipe
+    from xfer.recipe_io import load_run_recipe
 
     if not (rundir / "recipe.yaml").is_file():
         raise XferError(f"policy {name!r}: {str(rundir)!r} is not a run directory (no recipe.yaml)")
-    method = registry.method(load_recipe(rundir / "recipe.yaml", registry).method)
+    method = registry.method(load_run_recipe(rundir, registry).method)
     if method.load_agent is None:
         raise XferError(f"policy {name!r}: method {method.name!r} registers no load_agent, "
                         "so its runs cannot collect data")

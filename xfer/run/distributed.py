@@ -293,14 +293,16 @@ def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None
 
     from xfer.data.cache import ensure_dataset
     from xfer.plugins import get_registry
-    from xfer.recipe_io import load_recipe
+    from xfer.recipe_io import load_recipe, load_run_recipe
     from xfer.registry import load_attr
     from xfer.run import runner
 
     registry = get_registry()
-    path = rundir / runner.RECIPE_FILE if resume and rundir is not None else recipe_path
-    assert path is not None
-    recipe = load_recipe(path, registry, [] if resume else overrides)
+    if resume and rundir is not None:
+        recipe = load_run_recipe(rundir, registry)
+    else:
+        assert recipe_path is not None
+        recipe = load_recipe(recipe_path, registry, overrides)
     setup("cuda" if recipe.device != "cpu" and torch.cuda.is_available() else "cpu")
     try:
         if rundir is None:
@@ -325,7 +327,7 @@ def run_rank(recipe_path: Path | None, overrides: list[str], rundir: Path | None
             if resume:
                 runner.resume_run(rundir, registry, stop_at=stop_at)
             else:
-                runner.start_run(path, overrides, registry, stop_at=stop_at, rundir=rundir)
+                runner.start_run(recipe_path, overrides, registry, stop_at=stop_at, rundir=rundir)
         elif not finished:
             spec = registry.method(recipe.method)
             run_fn = load_attr(spec.run, what=f"method {spec.name!r}", extra=spec.extra)

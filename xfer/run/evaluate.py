@@ -99,7 +99,7 @@ def load_run_agent(target: Path, device: str, console: Console) -> LoadedRun:
     """The agent of a run directory (newest readable checkpoint) or of one checkpoint file inside one, built
     by its method's ``load_agent`` on ``device``; bad input is one :class:`XferError` line."""
     from xfer.plugins import get_registry
-    from xfer.recipe_io import load_recipe
+    from xfer.recipe_io import load_run_recipe
     from xfer.registry import load_attr
     from xfer.run.device import select_device
 
@@ -107,7 +107,7 @@ def load_run_agent(target: Path, device: str, console: Console) -> LoadedRun:
     if not (rundir / "recipe.yaml").is_file():
         raise XferError(f"{str(target)!r} is neither a run directory nor a checkpoint inside one")
     registry = get_registry()
-    recipe = load_recipe(rundir / "recipe.yaml", registry)
+    recipe = load_run_recipe(rundir, registry)
     spec = registry.method(recipe.method)
     if spec.load_agent is None:
         raise XferError(f"method {spec.name!r} does not support evaluation (it registers no load_agent)")

@@ -22,7 +22,7 @@ from xfer import __version__
 from xfer.errors import XferError
 from xfer.plugins import get_registry
 from xfer.recipe import Recipe
-from xfer.recipe_io import dump_recipe, load_recipe
+from xfer.recipe_io import dump_recipe, load_recipe, load_run_recipe
 from xfer.registry import Registry, load_attr
 from xfer.run.checkpoint import Checkpointer
 from xfer.run.context import RunContext
@@ -87,7 +87,7 @@ def resume_run(rundir: Path, registry: Registry | None = None, stop_at: int | No
         raise XferError(f"{str(rundir)!r} is not a run directory (no {RECIPE_FILE})",
                         hint="pass the folder `xfer run` printed, e.g. runs/NAME/2026-11-23_120000")
     with RunLock(rundir):
-        recipe = load_recipe(recipe_file, registry)
+        recipe = load_run_recipe(rundir, registry)
         info = run_status(rundir)
         if info.get("status") == "done" and not from_scratch:
             console.print(f"run {rundir} is finished (done at step {info.get('step', '?')}); nothing to "
