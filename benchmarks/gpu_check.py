@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import json
 import os
 import statistics
@@ -153,19 +152,8 @@ def check_dreamer_backbone(device: torch.device, tiny: bool, budget: Budget) -> 
     return out
 
 
-def move_batch(batch: Any, device: torch.device) -> Any:
-    return dataclasses.replace(
-        batch,
-        **{
-            f.name: getattr(batch, f.name).to(device)
-            for f in dataclasses.fields(batch)
-            if isinstance(getattr(batch, f.name), torch.Tensor)
-        },
-    )
-
-
 def check_muzero_backbone(device: torch.device, tiny: bool, budget: Budget) -> dict[str, Any]:
-    from xfer.muzero.bench import synthetic_batch
+    from xfer.muzero.bench import move_batch, synthetic_batch
     from xfer.muzero.config import EfficientZeroConfig
     from xfer.muzero.learner import Learner
 
@@ -265,6 +253,7 @@ def check_agreement(device: torch.device, tiny: bool, tol: float = 5e-2) -> dict
     from xfer.dreamer.agent import DreamerAgent
     from xfer.dreamer.bench import synthetic_batch as dreamer_batch
     from xfer.dreamer.config import DreamerConfig
+    from xfer.muzero.bench import move_batch
     from xfer.muzero.bench import synthetic_batch as muzero_batch
     from xfer.muzero.config import EfficientZeroConfig
     from xfer.muzero.learner import Learner

@@ -29,6 +29,8 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Median seconds per training step, updates/s, peak memory and achieved GFLOP/s."""
+    import torch
+
     from xfer.run.device import select_device
 
     console = Console(stderr=True)
@@ -46,8 +48,12 @@ def bench(
         from xfer.muzero.bench import bench_train_step as mz_step
         from xfer.muzero.config import EfficientZeroConfig
 
-        cfg = EfficientZeroConfig.model_validate({"preset": preset})
-        result = {"train": mz_step(cfg, batch=batch, steps=steps), "mcts": bench_mcts(cfg, batch_envs=8)}
+        if threads:
+            torch.set_num_threads(threads)
+        cfg = EfficientZeroConfig.model_validate({"preset": preset, "compile": compile, "amp": amp})
+        result = {"train": mz_step(cfg, batch=batch, steps=steps, warmup=warmup, device=dev),
+                  "mcts": bench_mcts(cfg, batch_envs=8, device=dev),
+                  "threads": torch.get_num_threads(), "device": str(dev), "compile": compile, "amp": amp}
     else:
         from xfer.errors import XferError
 

@@ -81,3 +81,16 @@ def test_bench_json_reports_the_timing_fields() -> None:
     data = json.loads(result.stdout)
     assert data["median_s_per_step"] > 0 and data["peak_mem_mb"] > 0
     assert data["shapes"]["batch"] == 2 and data["shapes"]["seq"] == 4
+
+
+def test_bench_muzero_honours_threads_device_and_the_switches() -> None:
+    """--threads, --device, --warmup, --amp and --compile reach the EfficientZero bench too (they were
+    ignored). --amp is CUDA only, so it is reported and changes nothing here; --compile is not run here (the
+    CPU's inductor takes minutes)."""
+    result = xfer("bench", "--backbone", "muzero", "--preset", "tiny", "--batch", "4", "--steps", "1",
+                  "--warmup", "0", "--threads", "1", "--device", "cpu", "--amp", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["threads"] == 1 and data["device"] == "cpu"
+    assert data["amp"] is True and data["compile"] is False
+    assert data["train"]["median_s_per_step"] > 0 and data["mcts"]["sims_per_s"] > 0

@@ -7,6 +7,7 @@ towards per-node Python work shows up as a growing tree share.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 
@@ -26,14 +27,15 @@ def _random_obs(cfg: EfficientZeroConfig, batch: int, frames: int) -> torch.Tens
 
 
 def bench_mcts(cfg: EfficientZeroConfig, batch_envs: int, simulations: int | None = None, n_actions: int = 18,
-               repeats: int = 3, seed: int = 0) -> dict[str, float]:
-    """Search ``batch_envs`` roots, ``simulations`` each (default: the config's); medians of ``repeats``."""
+               repeats: int = 3, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Search ``batch_envs`` roots, ``simulations`` each (default: the config's), leaves evaluated on
+    ``device``; medians of ``repeats``."""
     simulations = cfg.num_simulations if simulations is None else simulations
     cfg = cfg.model_copy(update={"n_actions": n_actions})
     torch.manual_seed(seed)
-    net = EfficientZeroNet(cfg).eval()
+    net = EfficientZeroNet(cfg).to(device).eval()
     rng = np.random.default_rng(seed)
-    root = net.initial_inference(_random_obs(cfg, batch_envs, cfg.frame_stack))
+    root = net.initial_inference(_random_obs(cfg, batch_envs, cfg.frame_stack).to(device))
     legal = np.ones((batch_envs, n_actions), dtype=bool)
     run_mcts(net, root, legal, cfg, rng, num_simulations=2)  # warm-up
     totals, network = [], []
@@ -64,18 +66,33 @@ def synthetic_batch(cfg: EfficientZeroConfig, batch: int, seed: int = 0) -> Trai
         task_ids=np.zeros(batch, dtype=np.int64))
 
 
-def bench_train_step(cfg: EfficientZeroConfig, batch: int, steps: int = 3, seed: int = 0) -> dict[str, float]:
-    """Seconds per learner step (loss of Eq. 3 with K unroll steps, backward, SGD) after one warm-up."""
+def move_batch(batch: TrainBatch, device: str | torch.device) -> TrainBatch:
+    """``batch`` with its tensors on ``device`` (the learner reads batches where its network is)."""
+    tensors = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    return dataclasses.replace(batch, **{name: value.to(device) for name, value in tensors.items()
+                                         if isinstance(value, torch.Tensor)})
+
+
+def bench_train_step(cfg: EfficientZeroConfig, batch: int, steps: int = 3, seed: int = 0, warmup: int = 1,
+                     device: str | torch.device = "cpu") -> dict[str, float]:
+    """Seconds per learner step (loss of Eq. 3 with K unroll steps, backward, optimiser) on ``device`` after
+    ``warmup`` untimed ones; the config's ``amp`` / ``compile`` apply."""
     torch.manual_seed(seed)
-    learner = Learner(cfg)
-    data = synthetic_batch(cfg, batch, seed)
-    learner.update(data)  # warm-up
+    learner = Learner(cfg, device=device)
+    data = move_batch(synthetic_batch(cfg, batch, seed), device)
+    for _ in range(warmup):
+        learner.update(data)
+    dev = torch.device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     times, forward = [], []
     for _ in range(steps):
+        sync()
         tic = time.perf_counter()
         losses = learner.losses(data)
+        sync()
         mid = time.perf_counter()
         learner.step(losses.total)
+        sync()
         times.append(time.perf_counter() - tic)
         forward.append(mid - tic)
     median = statistics.median(times)
