@@ -2,7 +2,7 @@
 
 The ``tiny-cpu`` preset through self-play, prioritised replay, reanalyse and the Learner
 (:func:`helpers_muzero.learn`). Issue 13: before the fixes the cue bandit stayed at random (2.5); with the
-``tiny-cpu`` widths (32 latent planes, LSTM 64) seeds 0-4 all reach 10.0 by 600 updates (README).
+``tiny-cpu`` widths (32 latent planes, LSTM 64) seeds 0-5 all reach 10.0 by 600 updates (README).
 """
 
 from __future__ import annotations
