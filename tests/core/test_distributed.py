@@ -14,22 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
+from rank_helpers import ConstantNoise, params
 
 from xfer.run import distributed
 
 UPDATES = 3
-
-
-class ConstantNoise(TorchFunctionMode):
-    """rand_like -> 0.5, randn_like -> 0: the models become deterministic functions of their inputs."""
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        if func is torch.rand_like:
-            return torch.full_like(args[0], 0.5)
-        if func is torch.randn_like:
-            return torch.zeros_like(args[0])
-        return func(*args, **(kwargs or {}))
 
 
 def dreamer_agent() -> Any:
@@ -52,10 +41,6 @@ def dreamer_batches() -> list[dict[str, np.ndarray]]:
                     "reward": gen.normal(size=(4, 6)).astype(np.float32), "is_first": first,
                     "is_terminal": np.zeros((4, 6), np.float32)})
     return out
-
-
-def params(*modules: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for m in modules for p in m.parameters()])
 
 
 def train_dreamer(out: Path | None) -> torch.Tensor:

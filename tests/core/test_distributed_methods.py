@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
+from rank_helpers import ConstantNoise, params
 
 from xfer.run import distributed
 
@@ -26,21 +26,6 @@ SEED = 11
 BATCH, LENGTH = 4, 5  # the global batch: 2 rows a rank
 STAGE1_UPDATES = 3
 STATE, ACT, IMAGE = 5, 3, (64, 64, 3)
-
-
-class ConstantNoise(TorchFunctionMode):
-    """rand_like -> 0.5, randn_like -> 0: the models become deterministic functions of their inputs."""
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        if func is torch.rand_like:
-            return torch.full_like(args[0], 0.5)
-        if func is torch.randn_like:
-            return torch.zeros_like(args[0])
-        return func(*args, **(kwargs or {}))
-
-
-def params(*modules: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for m in modules for p in m.parameters()])
 
 
 def write_dataset(directory: Path, act_dim: int, seed: int, image: bool = False, episodes: int = 3,
