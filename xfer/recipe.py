@@ -75,6 +75,11 @@ class LoggingSettings(Strict):
     live: bool = Field(True, description="rich live display (off automatically when not a terminal)")
 
 
+# Keys an earlier xfer wrote into every run's recipe.yaml and no longer accepts: none was ever read, so a
+# run's recipe drops them (recipe_io.load_run_recipe) and a new recipe setting them is refused (PerfSettings).
+RETIRED_RUN_KEYS: tuple[tuple[str, str], ...] = (("perf", "amp"), ("perf", "compile"))
+
+
 class PerfSettings(Strict):
     """CPU threads. The speed switches of a backbone (``amp``: bf16 autocast on CUDA, ``compile``:
     torch.compile) are fields of its config, the method section's ``model`` (e.g. ``dreamer.model.amp``), so
@@ -86,7 +91,7 @@ class PerfSettings(Strict):
     @classmethod
     def _switches_live_in_the_model(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for key in ("amp", "compile"):
+            for key in (key for section, key in RETIRED_RUN_KEYS if section == "perf"):
                 if key in data:
                     raise ValueError(f"perf.{key} is not a recipe key: the backbone's switch is "
                                      f"<method>.model.{key} (e.g. dreamer.model.{key}: true)")

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from xfer.errors import XferError, did_you_mean
-from xfer.recipe import Recipe, TaskSpec
+from xfer.recipe import RETIRED_RUN_KEYS, Recipe, TaskSpec
 from xfer.registry import Registry
 
 
@@ -201,11 +201,6 @@ def load_recipe(path: Path, registry: Registry, overrides: Iterable[str] = ()) -
     """Read, override and validate a recipe file."""
     data = apply_overrides(read_yaml(path), overrides)
     return validate_recipe(data, registry, source=str(path), default_name=path.stem)
-
-
-# Keys an earlier xfer wrote into every run's recipe.yaml and no longer accepts; none of them was ever read,
-# so dropping them changes nothing about the run.
-RETIRED_RUN_KEYS: tuple[tuple[str, str], ...] = (("perf", "amp"), ("perf", "compile"))
 
 
 def load_run_recipe(rundir: Path, registry: Registry) -> Recipe:
