@@ -19,6 +19,7 @@ update every ``train_every`` steps.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -109,6 +110,10 @@ class CoWorldConfig(Strict):
     # schedule (Algorithm 1)
     source_warmup_steps: int = Field(160_000, ge=0, description="environment steps of plain DreamerV2 per "
                                      "source before co-training (Algorithm 1 line 3)")
+    source_init_from: list[Path] | None = Field(
+        None, description="one finished dreamer run per source (same task, env settings and model sizes): "
+        "its agent and replay are that source's warm-up, which this run then skips (the pretraining DV2 "
+        "Finetune starts from, spent once); source_warmup_steps, prefill and pretrain are then unused")
     target_pretrain_updates: int = Field(
         0, ge=0, description="world-model-only target updates (no alignment) before co-training (Appendix C "
         "step 1; the authors' code does 2e4); required > 0 with several sources, whose selection compares "

@@ -38,7 +38,6 @@ from xfer_plugins.coworld.routing import SourceRouter
 
 from xfer.dreamer.agent import DreamerAgent
 from xfer.run.context import RunContext
-from xfer.run.distributed import share_batch
 
 
 def _prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
@@ -55,7 +54,6 @@ class CoWorldLearner:
         self.target_phases = 0
         self.target_updates = 0
         self.round_robin = 0
-        self.started = 0  # the target update count this process started from (several processes)
         router.choose = self.choose_source
 
     # -- which source trains --------------------------------------------------------------------------------
@@ -123,8 +121,8 @@ class CoWorldLearner:
                 f"({self.target_updates} target updates, source steps {self.router.steps})")
 
     def _target_batch(self) -> dict[str, Any]:
-        """This rank's share of a global target batch (the whole batch from ``ctx.rng`` on one process)."""
-        return share_batch(self.target_data.sample, self.ctx.rng, self.started)
+        """This rank's share of a global target batch (the whole batch on one process)."""
+        return self.target_data.share()
 
     def _pretrain_target_world_model(self, updates: int) -> None:
         """Appendix C step 1 (and the authors' code): the target world model alone, without alignment."""
@@ -175,4 +173,4 @@ class CoWorldLearner:
         self.target_phases = int(counters["target_phases"])
         self.target_updates = int(counters["target_updates"])
         self.round_robin = int(counters["round_robin"])
-        self.started = self.target_data.started = self.target_updates
+        self.target_data.started = self.target_updates

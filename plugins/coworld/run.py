@@ -9,7 +9,8 @@ offline dataset alone (``target.dataset``: a path, or a ``collect:`` spec collec
 
 Total source environment steps: ``sources × source_warmup_steps + (rounds − 1) × source_iterations``
 (plus ``train_every`` so the last target phase always falls due): ``rounds`` target phases, the first right
-after the warm-up, the others after each source phase.
+after the warm-up, the others after each source phase. With ``source_init_from`` the warm-up is another
+run's (:mod:`.warm_start`) and this run takes only the co-training steps.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from xfer_plugins.coworld.agents import (
 from xfer_plugins.coworld.config import CoWorldConfig
 from xfer_plugins.coworld.learner import CoWorldLearner
 from xfer_plugins.coworld.routing import SourceRouter
+from xfer_plugins.coworld.warm_start import warm_start
 
 from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.data.replay import ReplayBuffer
@@ -64,6 +66,8 @@ def schedule_for(cfg: CoWorldConfig, sources: int) -> TrainSchedule:
 def run(recipe: Recipe, ctx: RunContext) -> None:
     cfg: CoWorldConfig = recipe.config
     check_recipe(recipe)
+    if cfg.source_init_from:  # the warm-up (its random prefill and pretraining included) was that run
+        cfg = cfg.model_copy(update={"source_warmup_steps": 0, "prefill": 0, "pretrain": 0})
     target_task = recipe.target
     assert target_task is not None and target_task.dataset is not None
     settings = ctx.env_settings(target_task)
@@ -85,6 +89,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     target_data = TargetData(path, target_task.dataset.max_episodes, cfg.batch_size, cfg.batch_length,
                              act_dim, obs_keys, ctx.rng)
     stages = wire_stages(cfg, target, sources, names, target_data)
+    if cfg.source_init_from:
+        warm_start(ctx, list(cfg.source_init_from), list(recipe.sources), sources, names)
     envs = []
     for i, (task, native) in enumerate(zip(recipe.sources, natives, strict=True)):
         repeat = ctx.env_settings(task).resolve(ctx.registry.suite(task.suite).defaults).action_repeat or 1

@@ -39,6 +39,9 @@ class BatchData:
         self.count += 1
         return random_batch(100 + self.count)
 
+    def share(self) -> dict[str, np.ndarray]:
+        return self.sample()
+
     def tensors(self, device: torch.device) -> dict[str, torch.Tensor]:
         return self.agent.to_tensors(self.sample())
 
