@@ -111,6 +111,24 @@ def test_export_replay_stops_where_the_eval_return_reached_the_threshold(tmp_pat
     assert read_manifest(tmp_path / "all")["episodes"] == 6
 
 
+def test_export_replay_counts_the_runs_action_repeat_by_default(tmp_path: Path, episode) -> None:
+    """xfer runs count env_steps in simulator steps: a run at action repeat 2 that reached the threshold at
+    env step 20 had stored 10 steps, i.e. one 10-step episode (not two)."""
+    rundir = tmp_path / "run"
+    _fake_run(rundir, episode, [10] * 6, [(10, 1.0), (20, 3.0), (50, 9.0)])
+    (rundir / "recipe.yaml").write_text("method: dreamer\nseed: 7\ntarget: {suite: fake, task: reach}\n"
+                                        "env: {action_repeat: 2}\n")
+    result = runner.invoke(data_app, ["export-replay", str(rundir), "--out", str(tmp_path / "mr"),
+                                      "--fraction", "0.3333"])
+    assert result.exit_code == 0, result.output
+    meta = read_manifest(tmp_path / "mr")
+    assert meta["episodes"] == 1 and meta["replay"]["steps_per_transition"] == 2
+    (rundir / "recipe.yaml").write_text("method: dreamer\ntarget: {suite: dmc, task: walker-walk}\n")
+    result = runner.invoke(data_app, ["export-replay", str(rundir), "--out", str(tmp_path / "dmc"),
+                                      "--fraction", "0.3333"])
+    assert read_manifest(tmp_path / "dmc")["replay"]["steps_per_transition"] == 2  # DMC's default repeat
+
+
 def test_missing_minari_is_a_missing_dependency(make_dataset, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 

@@ -166,8 +166,9 @@ def export_replay_command(
         min=0.0, help="stop at this fraction of the run's best eval/return (1/3: medium-replay, "
                       "1: medium-expert)")] = None,
     replay: Annotated[str, typer.Option(help="replay directory inside the run")] = "replay",
-    steps_per_transition: Annotated[int, typer.Option(
-        min=1, help="env_steps per stored step (the action repeat, if the run counts simulator steps)")] = 1,
+    steps_per_transition: Annotated[int | None, typer.Option(
+        min=1, help="env_steps per stored step [default: the run's action repeat, as xfer runs count "
+                    "simulator steps]")] = None,
 ) -> None:
     """Make an offline dataset from a run's replay buffer up to a return threshold (CoWorld's
     medium-replay / medium-expert)."""

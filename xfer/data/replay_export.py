@@ -11,8 +11,9 @@ Assumptions, stated because the replay does not record time stamps:
 
 * replay episode files are indexed in collection order (:class:`~xfer.data.replay.ReplayBuffer` assigns the
   next index when an episode finishes), so the environment step at which episode ``k`` ended is the sum of
-  the lengths of episodes ``0..k``, times ``steps_per_transition`` (set it to the action repeat when the
-  run's ``env_steps`` count simulator steps rather than agent steps);
+  the lengths of episodes ``0..k``, times ``steps_per_transition``: by default the run's action repeat
+  (its ``recipe.yaml``, else the suite's default), since xfer runs count ``env_steps`` in simulator steps;
+  1 for a run directory without a recipe;
 * an episode is kept when it ended at or before the stopping step (episodes cut by the stop are dropped);
 * the replay does not say whether actions were discrete: actions that are one-hot on every step of the first
   episode are taken to be discrete (one-hot encoded), anything else continuous.
@@ -66,11 +67,27 @@ def stop_step(curve: list[tuple[int, float]], until_return: float | None, fracti
                     hint="lower --until-return")
 
 
+def run_action_repeat(rundir: Path) -> int:
+    """The action repeat the run acted with: its recipe's ``env.action_repeat``, else its suite's default
+    (1 when the run has no recipe or its suite is not installed)."""
+    suite, _, _, env = _run_target(rundir)
+    if env and env.get("action_repeat"):
+        return int(env["action_repeat"])
+    from xfer.plugins import get_registry
+
+    registry = get_registry()
+    if suite in registry.suites:
+        return int(registry.suites[suite].defaults.get("action_repeat") or 1)
+    return 1
+
+
 def export_replay(rundir: Path, out: Path, until_return: float | None = None, fraction: float | None = None,
-                  replay: str = "replay", steps_per_transition: int = 1) -> dict[str, Any]:
+                  replay: str = "replay", steps_per_transition: int | None = None) -> dict[str, Any]:
     """Copy the run's replay episodes up to the stopping point into the new dataset ``out``; return its
-    manifest."""
+    manifest. ``steps_per_transition`` None: the run's action repeat (:func:`run_action_repeat`)."""
     rundir, out = Path(rundir), Path(out)
+    if steps_per_transition is None:
+        steps_per_transition = run_action_repeat(rundir)
     replay_dir = rundir / replay
     if not replay_dir.is_dir():
         raise XferError(f"run {rundir} has no replay directory {replay_dir}")
@@ -94,7 +111,8 @@ def export_replay(rundir: Path, out: Path, until_return: float | None = None, fr
     return finalize_dataset(
         out, suite=suite, task=task, policy=f"replay:{rundir}", seed=seed, env=env, discrete=discrete,
         source="replay", replay={"run": str(rundir), "until_env_step": stop, "threshold": threshold,
-                                 "fraction": fraction, "episodes_in_run": len(episode_files(replay_dir))})
+                                 "fraction": fraction, "episodes_in_run": len(episode_files(replay_dir)),
+                                 "steps_per_transition": steps_per_transition})
 
 
 def _run_target(rundir: Path) -> tuple[Any, Any, Any, Any]:
