@@ -302,9 +302,11 @@ def main() -> None:
     except Exception as click_error:  # click usage errors carry their own formatting
         import click
 
-        if isinstance(click_error, click.ClickException):
+        # typer >= 0.2x vendors click: its usage errors derive from typer.TyperException, not click's
+        usage = (click.ClickException, *((typer.TyperException,) if hasattr(typer, "TyperException") else ()))
+        if isinstance(click_error, usage) and hasattr(click_error, "show"):
             click_error.show()
-            sys.exit(click_error.exit_code)
+            sys.exit(getattr(click_error, "exit_code", 2))
         raise
 
 

@@ -121,6 +121,18 @@ def test_cli_prints_yaml_and_file_errors_as_one_message(tmp_path: Path) -> None:
     assert "is a directory" in one_error(xfer("validate", str(tmp_path)))
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (("nosuchcommand",), "No such command 'nosuchcommand'"),
+    (("run", "--nosuch", "r.yaml"), "No such option: --nosuch"),
+    (("run",), "Missing argument"),
+])
+def test_usage_errors_are_one_message_and_exit_2(args: tuple[str, ...], said: str) -> None:
+    """typer vendors click from 0.2x on: its usage errors must print click's message, not a traceback."""
+    result = xfer(*args)
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr and "Traceback" not in result.stderr
+
+
 # ---- run names ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["../../escape", "a/b", "a\\b", "..", ".hidden", "", " "])
 def test_run_name_is_one_path_component(registry, name: str) -> None:
