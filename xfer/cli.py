@@ -261,6 +261,8 @@ def compare(
     seed: BootSeedOption = 0,
     force: Annotated[bool, typer.Option(
         help="compare even with unequal budgets or a single seed")] = False,
+    upto: Annotated[float | None, typer.Option(
+        help="compare at this budget of --x: points past it are dropped (longer runs are cut)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="md | csv | json")] = "md",
 ) -> None:
     """Each group's IQM with its 95% stratified-bootstrap CI, and for each pair the IQM difference with its
@@ -270,7 +272,8 @@ def compare(
 
     if fmt not in ("md", "csv", "json"):
         raise XferError(f"unknown format {fmt!r}: use md, csv or json")
-    report = compare_runs(find_runs(paths), metric, by, rows, x, last, reps, seed, force, warn=_warn)
+    report = compare_runs(find_runs(paths), metric, by, rows, x, last, reps, seed, force, warn=_warn,
+                          upto=upto)
     print(format_report(report, fmt), end="")
 
 

@@ -12,7 +12,9 @@ length, so the AUC is the curve's mean height in the metric's own units (exact f
 curve, no resampling grid).
 
 Refused (unless ``force``): groups trained for different budgets (final ``x`` differs) and groups with fewer
-than two seeds per task; a warning for fewer than three.
+than two seeds per task; a warning for fewer than three. ``upto`` compares at a smaller budget: every row
+past ``x = upto`` is dropped first (runs trained longer are cut there; the final point is then the last
+value logged at or before it), so a 100k-step baseline compares with a 50k-step method at 50k.
 """
 
 from __future__ import annotations
@@ -85,13 +87,21 @@ def _check_budget(curves: dict[str, list[np.ndarray]], x: str, force: bool) -> N
                         hint="compare runs of equal length, or pass --force (AUC then over the common range)")
 
 
+def cut_at(run: RunData, x: str, upto: float) -> RunData:
+    """``run`` without the rows whose counter ``x`` is past ``upto`` (rows without ``x`` are kept)."""
+    rows = [row for row in run.rows if row.get(x) is None or float(row[x]) <= upto]
+    return RunData(run.path, run.recipe, rows)
+
+
 def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: str = "target.task",
                  x: str = "env_steps", last: int = 1, reps: int = DEFAULT_REPS, seed: int = 0,
-                 force: bool = False, warn: Warn | None = None) -> dict[str, Any]:
+                 force: bool = False, warn: Warn | None = None, upto: float | None = None) -> dict[str, Any]:
     """The comparison as a plain dict (what ``--format json`` prints)."""
     if matching_metrics(runs, metric) != [metric]:
         raise XferError(f"compare takes one metric, not the pattern {metric!r}", hint="name it exactly")
     check_counter(runs, [metric], x)
+    if upto is not None:
+        runs = [cut_at(run, x, upto) for run in runs]
     runs = [run for run in runs if len(run.series(metric, x)[0])]
     groups = _grouped(one_run_per_seed(runs, (by, rows_by), warn), by, rows_by)
     tasks = _check_shape(groups, rows_by, force, warn)
@@ -106,7 +116,7 @@ def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: 
         auc = [[normalised_auc(xs, ys, start, end) for xs, ys in per_task] for per_task in series[name]]
         scores[name] = {"final": np.array(final, dtype=float).T, "auc": np.array(auc, dtype=float).T}
     report: dict[str, Any] = {
-        "metric": metric, "by": by, "rows": rows_by, "tasks": tasks, "x": x, "last": last,
+        "metric": metric, "by": by, "rows": rows_by, "tasks": tasks, "x": x, "last": last, "upto": upto,
         "auc_range": [start, end], "reps": reps, "seed": seed, "confidence": 0.95, "groups": [], "pairs": []}
     for name, s in scores.items():
         entry: dict[str, Any] = {"name": name, "seeds": int(s["final"].shape[0]), "tasks": len(tasks)}
@@ -148,7 +158,8 @@ def format_report(report: dict[str, Any], fmt: str = "md") -> str:
         raise XferError(f"unknown format {fmt!r}", hint="use --format md, csv or json")
     start, end = report["auc_range"]
     lines = [f"{report['metric']} by {report['by']} over {len(report['tasks'])} {report['rows']} "
-             f"({', '.join(report['tasks'])}); final = mean of the last {report['last']} value(s); "
+             f"({', '.join(report['tasks'])}); final = mean of the last {report['last']} value(s)"
+             + (f" at {report['x']} ≤ {report['upto']:g}" if report.get("upto") is not None else "") + "; "
              f"AUC = mean of the curve over {report['x']} in [{start:g}, {end:g}]; 95 % stratified-bootstrap "
              f"intervals ({report['reps']} resamples, seed {report['seed']})", "",
              f"| {report['by']} | seeds | final IQM [95 % CI] | AUC IQM [95 % CI] |", "|---|---|---|---|"]

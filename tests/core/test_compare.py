@@ -128,6 +128,23 @@ def test_compare_refuses_unequal_budgets_and_single_seeds(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
 
 
+def test_upto_compares_longer_runs_at_the_shorter_budget(tmp_path: Path) -> None:
+    """Straight lines 0 -> final over env_steps 0..100 (vid2act) and 0..80 (dreamer): cut at 80, vid2act's
+    final point is 0.8 x its final, its AUC the line's mean over [0, 80], i.e. 0.4 x its final."""
+    for seed, final in enumerate([5.0, 6.0, 10.0]):
+        write_run(tmp_path / f"a{seed}", "vid2act", "t", seed, final)
+        write_run(tmp_path / f"b{seed}", "dreamer", "t", seed, final / 2, steps=8)
+    report = compare_runs(find_runs([tmp_path]), "eval/return", reps=100, upto=80)
+    vid2act = next(g for g in report["groups"] if g["name"] == "vid2act")
+    assert report["auc_range"] == [0.0, 80.0] and report["upto"] == 80
+    assert vid2act["final"]["iqm"] == pytest.approx(by_hand_iqm([4.0, 4.8, 8.0]))
+    assert vid2act["auc"]["iqm"] == pytest.approx(by_hand_iqm([2.0, 2.4, 4.0]))
+    with pytest.raises(XferError, match="different budgets"):  # 90 is past dreamer's end: not one budget
+        compare_runs(find_runs([tmp_path]), "eval/return", reps=100, upto=90)
+    result = xfer(["compare", str(tmp_path), "--upto", "80"], tmp_path)
+    assert result.returncode == 0 and "at env_steps ≤ 80" in result.stdout, result.stderr
+
+
 def test_table_counts_seeds_not_copies_and_keeps_the_newest_finished(tmp_path: Path) -> None:
     now = time.time()
     write_run(tmp_path / "copy1", "dreamer", "t", 0, 1.0, status={"status": "done", "finished": now - 20})
