@@ -255,7 +255,9 @@ def compare(
     metric: Annotated[str, typer.Option(help="metric to compare")] = "eval/return",
     by: Annotated[str, typer.Option(help="recipe key that names a group")] = "method",
     rows: Annotated[str, typer.Option(help="recipe key of the tasks (bootstrap strata)")] = "target.task",
-    x: Annotated[str, typer.Option(help="counter of the budget check and the AUC")] = "env_steps",
+    x: Annotated[str, typer.Option(
+        help="counter of the budget check and the AUC ('a,b': each run uses the first it logs)"
+    )] = "env_steps",
     last: Annotated[int, typer.Option(help="final point: mean of each run's last K values", min=1)] = 1,
     reps: RepsOption = 2000,
     seed: BootSeedOption = 0,

@@ -93,12 +93,31 @@ def cut_at(run: RunData, x: str, upto: float) -> RunData:
     return RunData(run.path, run.recipe, rows)
 
 
+def with_counter(runs: list[RunData], metric: str, x: str) -> list[RunData]:
+    """``x`` = ``"a,b"``: each run reads its curve against the first of the counters it logs next to
+    ``metric`` (e.g. CoWorld's ``target_updates`` and an offline baseline's ``updates``), under the name
+    ``x``; a single name is returned as is."""
+    names = [name.strip() for name in x.split(",")]
+    if len(names) == 1:
+        return runs
+    out = []
+    for run in runs:
+        logged = [row for row in run.rows if row.get(metric) is not None]
+        name = next((n for n in names if any(row.get(n) is not None for row in logged)), None)
+        if name is None:
+            raise XferError(f"run {run.path} logs none of the counters {x!r} next to {metric}")
+        rows = [{**row, x: row[name]} if row.get(name) is not None else row for row in run.rows]
+        out.append(RunData(run.path, run.recipe, rows))
+    return out
+
+
 def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: str = "target.task",
                  x: str = "env_steps", last: int = 1, reps: int = DEFAULT_REPS, seed: int = 0,
                  force: bool = False, warn: Warn | None = None, upto: float | None = None) -> dict[str, Any]:
     """The comparison as a plain dict (what ``--format json`` prints)."""
     if matching_metrics(runs, metric) != [metric]:
         raise XferError(f"compare takes one metric, not the pattern {metric!r}", hint="name it exactly")
+    runs = with_counter(runs, metric, x)
     check_counter(runs, [metric], x)
     if upto is not None:
         runs = [cut_at(run, x, upto) for run in runs]

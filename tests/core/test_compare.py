@@ -145,6 +145,33 @@ def test_upto_compares_longer_runs_at_the_shorter_budget(tmp_path: Path) -> None
     assert result.returncode == 0 and "at env_steps ≤ 80" in result.stdout, result.stderr
 
 
+def test_x_takes_the_first_counter_each_run_logs(tmp_path: Path) -> None:
+    """CoWorld's evaluations count target updates as ``target_updates`` (its ``updates`` are the source's),
+    an offline baseline's as ``updates``: ``--x target_updates,updates`` reads each against its own."""
+    for seed, final in enumerate([4.0, 6.0, 8.0]):
+        metrics = write_run(tmp_path / f"b{seed}", "dreamer", "t", seed, final) / "metrics.jsonl"
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]  # add updates = 10 x step
+        metrics.write_text(
+            "".join(json.dumps({**r, "updates": r["step"] * 10}) + "\n" for r in rows))
+        rundir = tmp_path / f"c{seed}"
+        rundir.mkdir()
+        (rundir / "recipe.yaml").write_text(yaml.safe_dump({"method": "coworld", "seed": seed,
+                                                            "target": {"suite": "metaworld", "task": "t"}}))
+        rows = [{"step": s * 7, "env_steps": s * 7, "updates": s, "target_updates": s * 10,
+                 "eval/return": 2 * final * s / 10} for s in range(11)]
+        (rundir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(XferError, match="different budgets"):  # env_steps: 100 against 70
+        compare_runs(find_runs([tmp_path]), "eval/return", reps=100)
+    report = compare_runs(find_runs([tmp_path]), "eval/return", reps=100, x="target_updates,updates")
+    assert report["auc_range"] == [0.0, 100.0]
+    pair = report["pairs"][0]
+    assert {pair["x"], pair["y"]} == {"coworld", "dreamer"}
+    sign = 1 if pair["x"] == "coworld" else -1
+    assert sign * pair["final"]["iqm_difference"] == pytest.approx(6.0)  # IQM 12 against 6
+    with pytest.raises(XferError, match="logs none of the counters"):
+        compare_runs(find_runs([tmp_path]), "eval/return", reps=100, x="frames,target_updates")
+
+
 def test_table_counts_seeds_not_copies_and_keeps_the_newest_finished(tmp_path: Path) -> None:
     now = time.time()
     write_run(tmp_path / "copy1", "dreamer", "t", 0, 1.0, status={"status": "done", "finished": now - 20})

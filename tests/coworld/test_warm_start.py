@@ -16,6 +16,7 @@ from xfer.data.episode import episode_files
 from xfer.dreamer.config import DreamerConfig
 from xfer.errors import XferError
 from xfer.run.checkpoint import Checkpointer
+from xfer.run.logger import read_metrics
 from xfer.run.runner import resume_run, run_status, start_run
 
 from .tiny import RECIPES, tiny_overrides
@@ -59,6 +60,8 @@ def test_source_starts_from_the_run_skips_its_warm_up_and_resumes(tmp_path: Path
     # train_every (5), rounded up to whole episodes (time limit 10 = 5 policy steps at repeat 2)
     assert state["replay"]["steps"] == [30]
     assert state["learner"]["counters"]["target_phases"] == 2
+    evals = [row for row in read_metrics(rundir / "metrics.jsonl") if row.get("eval/return") is not None]
+    assert evals and evals[-1]["target_updates"] == 4  # evaluations carry the target's update count
     theirs = episode_files(source_run / "replay")
     mine = {path.name: path for path in episode_files(rundir / "replay" / "0-cartpole-balance")}
     assert theirs and all(path.name in mine for path in theirs)

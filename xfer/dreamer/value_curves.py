@@ -99,7 +99,9 @@ class ValueProbe:
 class ValueEvaluator(EnvEvaluator):
     """:class:`EnvEvaluator` plus the value diagnostics of the module docstring. ``source`` gives the source
     critic to score too (None: none); nothing is returned until ``ready()`` (CoWorld: before the first
-    target phase the target agent is untrained); ``stamp()`` adds fields to each curves file."""
+    target phase the target agent is untrained); ``stamp()`` gives counters (CoWorld: ``target_updates``)
+    written into each curves file and logged with the evaluation, so curves can be read against them
+    (``xfer compare --x target_updates,updates``)."""
 
     def __init__(self, ctx: RunContext, agent: EvalAgent, env: gymnasium.Env, episodes: int, gamma: float,
                  source: Callable[[], ActorCritic | None] = lambda: None,
@@ -118,6 +120,7 @@ class ValueEvaluator(EnvEvaluator):
         metrics.update(value_metrics(curves))
         write_curves(self.ctx.rundir / "value_curves" / f"eval_{step:09d}.json",
                      {"step": step, **self.stamp(), "gamma": self.gamma, "episodes": curves})
+        metrics.update(self.stamp())
         return metrics
 
 
