@@ -34,6 +34,8 @@ def test_nstep_value_targets_by_hand() -> None:
     assert np.allclose(terminal, [6.0, 6.5, 1.0, 0.0])
     assert np.allclose(truncated, [6.0, 6.5, 8.5, 20.0])
     assert np.allclose(nstep_value_targets(REWARDS, 7, 3, 2, 0.5, boot, terminal=True), [0, 0, 0, 0])
+    # the last state of a cut history (t + k = 8 = length) is its own bootstrap: v = 20, not 0
+    assert np.allclose(nstep_value_targets(REWARDS, 7, 3, 2, 0.5, boot, terminal=False), [5, 20, 0, 0])
 
 
 def _replay(cfg: EfficientZeroConfig, make_game) -> PrioritizedReplay:

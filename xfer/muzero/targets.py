@@ -86,13 +86,16 @@ def corrected_td_steps(ages: np.ndarray, cfg: EfficientZeroConfig) -> np.ndarray
 def nstep_parts(rewards: np.ndarray, t: int, unroll: int, td_steps: int, gamma: float,
                 terminal: bool) -> tuple[np.ndarray, np.ndarray]:
     """z_{t+k} = base_k + scale_k · v_k, in float64: the discounted reward sums and γ^n, with scale 0 past a
-    terminal state and both 0 for k past the end (the network-free half of :func:`nstep_value_targets`)."""
+    terminal state and both 0 for k past the end (the network-free half of :func:`nstep_value_targets`).
+    The history's last state (t + k = length) is a target the loss uses: 0 when it is terminal, its own
+    value v(s_length) when the history was cut (a segment's end, a time limit), as EfficientZero's padded
+    segments give."""
     length = len(rewards)
     boot_ix = bootstrap_indices(length, t, unroll, td_steps)
     base, scale = np.zeros(unroll + 1), np.zeros(unroll + 1)
     for k in range(unroll + 1):
         start = t + k
-        if start >= length:
+        if start > length or (start == length and terminal):
             continue
         end = int(boot_ix[k])
         base[k] = float(np.sum(rewards[start:end] * gamma ** np.arange(end - start)))
