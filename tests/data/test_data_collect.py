@@ -102,6 +102,28 @@ def test_checkpoint_policy_collects_with_a_trained_agent(tmp_path: Path, registr
     assert np.abs(actions).max() <= 1.0 and np.abs(actions).sum() > 0
 
 
+def test_checkpoint_file_policy_collects_with_that_checkpoint(tmp_path: Path, registry) -> None:
+    """checkpoint:RUNDIR/checkpoints/<file> acts with that (earlier) agent, not the run's newest one."""
+    from xfer.testing import smoke_run
+
+    rundir = smoke_run("fake-linear", {"steps": 60}, tmp_path,
+                       steps_override={"checkpoint": {"every": 5, "keep": 10}})
+    files = sorted((rundir / "checkpoints").iterdir())
+    assert len(files) >= 2
+    actions = {}
+    for name, policy in (("newest", f"checkpoint:{rundir}"), ("first", f"checkpoint:{files[0]}")):
+        out = collect("fake", "reach", EnvSettings(), policy, 1, tmp_path / name, progress=False,
+                      registry=registry)
+        assert read_manifest(out)["policy"] == policy
+        actions[name] = Dataset.open(out).episode(0)["action"][1:]
+    assert not np.allclose(actions["newest"], actions["first"])
+    with pytest.raises(XferError, match="is not in a run's checkpoints/ folder"):
+        stray = tmp_path / "stray.pt"
+        stray.write_bytes(files[0].read_bytes())
+        collect("fake", "reach", EnvSettings(), f"checkpoint:{stray}", 1, tmp_path / "x", progress=False,
+                registry=registry)
+
+
 def test_collect_on_real_dmc_cartpole(tmp_path: Path) -> None:
     pytest.importorskip("dm_control")
     from xfer.plugins import get_registry

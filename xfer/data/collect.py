@@ -7,8 +7,10 @@ takes every ``workers``-th missing index; its environment is made once with a se
 ``(seed, w)``.
 
 Policies: a suite's registered collection policy (``scripted``, ...), ``random`` (uniform over the action
-space, unless the suite registers its own), or ``checkpoint:RUNDIR`` — the agent of a training run, loaded
-through its method's ``load_agent`` and acting greedily (``explore=False``).
+space, unless the suite registers its own), or ``checkpoint:RUNDIR`` — the agent of a training run's newest
+checkpoint, loaded through its method's ``load_agent`` and acting greedily (``explore=False``);
+``checkpoint:RUNDIR/checkpoints/<file>`` takes that checkpoint instead (an early-stopped agent, as the
+"medium" datasets of Vid2Act and CoWorld are made).
 """
 
 from __future__ import annotations
@@ -61,14 +63,17 @@ class PolicyRef:
     target: str | None = None
     rundir: Path | None = None
     extra: str = "all"
+    checkpoint: Path | None = None
 
 
 def resolve_policy(name: str, suite: str, registry: Registry) -> PolicyRef:
     """Turn ``--policy`` into something a worker can build, with a clear error for unknown names."""
     spec = registry.suite(suite)
     if name.startswith("checkpoint:"):
-        rundir = Path(name.partition(":")[2])
-        return _checkpoint_policy(name, rundir, registry)
+        path = Path(name.partition(":")[2])
+        if path.is_file():  # one checkpoint file of a run: RUNDIR/checkpoints/<file>
+            return _checkpoint_policy(name, path.parent.parent, registry, path)
+        return _checkpoint_policy(name, path, registry)
     if name in spec.policies:
         return PolicyRef(name, "suite", spec.policies[name], extra=spec.extra)
     if name == "random":  # every suite offers it, registered or not
@@ -78,16 +83,20 @@ def resolve_policy(name: str, suite: str, registry: Registry) -> PolicyRef:
                     hint=f"policies: {', '.join(known)}, or checkpoint:RUNDIR")
 
 
-def _checkpoint_policy(name: str, rundir: Path, registry: Registry) -> PolicyRef:
+def _checkpoint_policy(name: str, rundir: Path, registry: Registry, checkpoint: Path | None = None
+                       ) -> PolicyRef:
     from xfer.recipe_io import load_run_recipe
 
     if not (rundir / "recipe.yaml").is_file():
-        raise XferError(f"policy {name!r}: {str(rundir)!r} is not a run directory (no recipe.yaml)")
+        what = f"{str(checkpoint)!r} is not in a run's checkpoints/ folder" if checkpoint else \
+            f"{str(rundir)!r} is not a run directory"
+        raise XferError(f"policy {name!r}: {what} (no recipe.yaml)",
+                        hint="give checkpoint:RUNDIR or checkpoint:RUNDIR/checkpoints/<file>")
     method = registry.method(load_run_recipe(rundir, registry).method)
     if method.load_agent is None:
         raise XferError(f"policy {name!r}: method {method.name!r} registers no load_agent, "
                         "so its runs cannot collect data")
-    return PolicyRef(name, "checkpoint", method.load_agent, rundir, method.extra)
+    return PolicyRef(name, "checkpoint", method.load_agent, rundir, method.extra, checkpoint)
 
 
 class AgentPolicy:
@@ -133,7 +142,7 @@ def run_worker(job: WorkerJob, report: Report) -> None:
     agent = None
     if job.policy.kind == "checkpoint":
         load = load_attr(job.policy.target or "", what=f"policy {job.policy.name!r}", extra=job.policy.extra)
-        agent = load(job.policy.rundir, None, "cpu")
+        agent = load(job.policy.rundir, job.policy.checkpoint, "cpu")
     try:
         for index in job.indices:
             seed = episode_seed(job.seed, index)
