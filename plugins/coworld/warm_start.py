@@ -16,10 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from xfer_plugins.dreamer.run import learner_state
-
 from xfer.data.episode import episode_files
 from xfer.dreamer.agent import DreamerAgent
+from xfer.dreamer.loading import learner_state
 from xfer.errors import XferError
 from xfer.recipe import TaskSpec
 from xfer.recipe_io import load_run_recipe

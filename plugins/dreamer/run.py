@@ -17,7 +17,7 @@ from xfer.data.dataset import DatasetFit, open_task_dataset
 from xfer.data.replay import ReplayBuffer
 from xfer.dreamer.agent import DreamerAgent
 from xfer.dreamer.config import DreamerConfig
-from xfer.dreamer.loading import LoadReport
+from xfer.dreamer.loading import LoadReport, learner_state
 from xfer.dreamer.loop import EnvBatch, EvalAgent, replay_batches, train_offline, train_online
 from xfer.dreamer.value_curves import ValueEvaluator
 from xfer.errors import XferError
@@ -44,14 +44,6 @@ def build_agent(spec: dict[str, Any], device: Any, **model_overrides: Any) -> Dr
     cfg = DreamerConfig.model_validate({**spec["model"], "preset": None, **model_overrides})
     shapes = {key: tuple(shape) for key, shape in spec["obs_shapes"].items()}
     return DreamerAgent(shapes, spec["act_dim"], spec["discrete"], cfg, device=device)
-
-
-def learner_state(checkpoint: dict[str, Any], where: Path) -> dict[str, Any]:
-    state = checkpoint.get("method", {}).get("learner")
-    if not isinstance(state, dict) or "world_model" not in state:
-        raise XferError(f"{str(where)!r} holds no Dreamer agent (expected a checkpoint written by "
-                        "xfer.dreamer.loop, e.g. of a dreamer run)")
-    return state
 
 
 def init_from_run(agent: DreamerAgent, cfg: DreamerMethodConfig, ctx: RunContext) -> LoadReport:

@@ -1,13 +1,28 @@
 """Partial checkpoint loading for finetuning (the ``dreamer`` plugin's ``mode: finetune``, CoWorld's
-"DV2 Finetune" baseline): copy every parameter whose name and shape match, and report the rest."""
+"DV2 Finetune" baseline, CoWorld's ``source_init_from``): copy every parameter whose name and shape match,
+and report the rest."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from xfer.errors import XferError
+
+
+def learner_state(checkpoint: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """The Dreamer agent's state in a checkpoint written by :mod:`xfer.dreamer.loop` (``where`` names it in
+    the error when it holds none)."""
+    state = checkpoint.get("method", {}).get("learner")
+    if not isinstance(state, dict) or "world_model" not in state:
+        raise XferError(f"{str(where)!r} holds no Dreamer agent (expected a checkpoint written by "
+                        "xfer.dreamer.loop, e.g. of a dreamer run)")
+    return state
 
 
 @dataclass

@@ -118,10 +118,10 @@ class ValueEvaluator(EnvEvaluator):
         metrics, _ = run_episodes(probe, self.env, self.episodes, int(self.ctx.rng.integers(2**31)))
         curves = episode_curves(probe, self.env.episodes, self.gamma)
         metrics.update(value_metrics(curves))
+        stamp = self.stamp()
         write_curves(self.ctx.rundir / "value_curves" / f"eval_{step:09d}.json",
-                     {"step": step, **self.stamp(), "gamma": self.gamma, "episodes": curves})
-        metrics.update(self.stamp())
-        return metrics
+                     {"step": step, **stamp, "gamma": self.gamma, "episodes": curves})
+        return {**metrics, **stamp}
 
 
 Curve = dict[str, list[float]]
