@@ -10,6 +10,8 @@ untimed steps and ``--steps`` timed ones on random data; the 1-minute load avera
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --reps 3 --json cpu_shapes.json
     # before/after of a change: an older xfer tree (git archive <commit> xfer | tar -x -C /tmp/xfer_old)
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --xfer-src before=/tmp/xfer_old
+    # bf16 autocast on both sides as well (xfer ``model.amp``, sheeprl ``fabric.precision=bf16-mixed``)
+    python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --amp --sheeprl-precision bf16-mixed
 
 Shapes: ``paper`` = ``xfer bench`` defaults (64×64×3, CNN depth 48, GRU 600, 32×32 discrete, MLP 4×400,
 B 16 × L 50, 4-d action); ``cpu`` = the ``cpu`` preset and B 16 × L 32 of recipes/dreamer_pixels_cpu.yaml
@@ -50,18 +52,19 @@ import json, sys
 from xfer.dreamer.bench import bench_train_step
 from xfer.dreamer.config import DreamerConfig
 a = json.loads(sys.argv[1])
-res = bench_train_step(DreamerConfig.from_preset(a["preset"]), batch=a["batch"], seq=a["seq"],
+res = bench_train_step(DreamerConfig.from_preset(a["preset"], amp=a["amp"]), batch=a["batch"], seq=a["seq"],
                        act_dim=a["act"], steps=a["steps"], warmup=a["warmup"], threads=a["threads"],
                        count_flops=False)
 print("JSON " + json.dumps(res, default=str))
 """
 
 
-def run_xfer(shape: dict, args: argparse.Namespace, src: str | None) -> dict:
+def run_xfer(shape: dict, args: argparse.Namespace, src: str | None, amp: bool = False) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if src:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    payload = json.dumps({**shape, "steps": args.steps, "warmup": args.warmup, "threads": args.threads})
+    payload = json.dumps({**shape, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+                          "amp": amp})
     load = os.getloadavg()[0]
     out = subprocess.run([sys.executable, "-c", XFER_WORKER, payload], env=env, capture_output=True,
                          text=True, check=True, cwd="/tmp" if src else ROOT).stdout
@@ -70,11 +73,12 @@ def run_xfer(shape: dict, args: argparse.Namespace, src: str | None) -> dict:
             "each_s": res["s_per_step_each"], "load_before": load, "load_after": os.getloadavg()[0]}
 
 
-def run_sheeprl(shape: dict, args: argparse.Namespace) -> dict:
+def run_sheeprl(shape: dict, args: argparse.Namespace, precision: str = "32-true") -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     cmd = [args.sheeprl_python, str(ANCHOR), "--batch", str(shape["batch"]), "--seq", str(shape["seq"]),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--action-dim", str(shape["act"]), "--override", "algo.world_model.use_continues=True"]
+           "--action-dim", str(shape["act"]), "--precision", precision,
+           "--override", "algo.world_model.use_continues=True"]
     for override in shape["sheeprl"]:
         cmd += ["--override", override]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
@@ -95,6 +99,9 @@ def main() -> None:
                         help="label=path of another xfer source tree to time as well (before/after)")
     parser.add_argument("--sheeprl-python", default="/work/venvs/sheeprl/bin/python")
     parser.add_argument("--no-sheeprl", action="store_true")
+    parser.add_argument("--amp", action="store_true", help="also time xfer with model.amp (bf16 autocast)")
+    parser.add_argument("--sheeprl-precision", action="append", default=[],
+                        help="also time sheeprl at this fabric precision (e.g. bf16-mixed)")
     parser.add_argument("--json", default=None, help="write the result here")
     args = parser.parse_args()
     shape = SHAPES[args.shapes]
@@ -102,8 +109,12 @@ def main() -> None:
     for spec in args.xfer_src:
         label, path = spec.split("=", 1)
         runners[f"xfer_{label}"] = lambda path=path: run_xfer(shape, args, path)
+    if args.amp:
+        runners["xfer_amp"] = lambda: run_xfer(shape, args, None, amp=True)
     if not args.no_sheeprl:
         runners["sheeprl"] = lambda: run_sheeprl(shape, args)
+        for precision in args.sheeprl_precision:
+            runners[f"sheeprl_{precision}"] = lambda precision=precision: run_sheeprl(shape, args, precision)
     runs: dict[str, list[dict]] = {name: [] for name in runners}
     for rep in range(args.reps):
         for name, runner in runners.items():

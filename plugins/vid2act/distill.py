@@ -60,7 +60,7 @@ class DomainSelector(nn.Module):
             count = teacher_feat.shape[0]
             return torch.full(teacher_feat.shape[:-1], 1.0 / count, device=teacher_feat.device)
         student = student_feat.unsqueeze(0).expand_as(teacher_feat)
-        scores = self.weight(torch.cat([teacher_feat, student], -1)).squeeze(-1)
+        scores = self.weight(torch.cat([teacher_feat, student], -1)).squeeze(-1).float()
         return torch.softmax(scores, 0)
 
     def floored(self, weights: Tensor) -> Tensor:

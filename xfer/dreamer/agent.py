@@ -131,8 +131,11 @@ class DreamerAgent:
 
     # -- training ------------------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        enabled = self.cfg.amp and self.device.type == "cuda"
-        return torch.autocast("cuda", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+        """bf16 autocast of the training passes when ``amp`` (CUDA and CPU; heads and latent distributions
+        hand back float32, as DreamerV2 code's mixed precision casts its distribution inputs)."""
+        enabled = self.cfg.amp and self.device.type in ("cuda", "cpu")
+        return (torch.autocast(self.device.type, dtype=torch.bfloat16) if enabled
+                else contextlib.nullcontext())
 
     def to_tensors(self, data: Mapping[str, Any]) -> dict[str, Tensor]:
         """Move arrays/tensors to the device, keeping dtypes (uint8 images stay uint8). Read-only numpy arrays

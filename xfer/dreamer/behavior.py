@@ -120,15 +120,15 @@ class ActorCritic(nn.Module):
                                mask=self.action_mask)
 
     def actor_forward(self, feat: Tensor, extra: Tensor | None) -> Tensor:
-        return self.actor(feat if extra is None else torch.cat([feat, extra], -1))
+        return self.actor(feat if extra is None else torch.cat([feat, extra], -1)).float()
 
     def value(self, feat: Tensor) -> Tensor:
-        return self.critic(feat).squeeze(-1)
+        return self.critic(feat).squeeze(-1).float()
 
     @torch.no_grad()
     def frozen_value(self, feat: Tensor) -> Tensor:
         """This critic's value of ``feat`` with no graph: for other agents (CoWorld's sg(v_src))."""
-        return self.critic(feat.detach()).squeeze(-1)
+        return self.critic(feat.detach()).squeeze(-1).float()
 
     def update_slow_critic(self, updates: int) -> None:
         """Copy (or blend by ``slow_critic_fraction``) the critic into the target every ``slow_critic_every``
@@ -173,7 +173,7 @@ class ActorCritic(nn.Module):
         the weight of state t is Π_{τ<t} γ̂_τ, detached (DreamerV2 code)."""
         discount = torch.cat([self.cfg.discount * start_continues[None], discount[1:]])
         weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0).detach()
-        value = self.slow_critic(imag.feat).squeeze(-1)
+        value = self.slow_critic(imag.feat).squeeze(-1).float()
         target = lambda_return(reward[:-1], value[:-1], discount[:-1], value[-1], self.cfg.return_lambda)
         return Returns(reward, discount, weight, value, target)
 

@@ -125,7 +125,9 @@ class DreamerConfig(BaseModel):
 
     # performance switches
     compile: bool = Field(False, description="torch.compile the conv, MLP and GRU modules")
-    amp: bool = Field(False, description="bf16 autocast (CUDA only; ignored on CPU)")
+    amp: bool = Field(False, description=(
+        "bf16 autocast of the training passes, CUDA or CPU (fast on CPUs with AMX / AVX512-BF16); heads and "
+        "latent distributions stay float32"))
     channels_last: bool = Field(True, description="channels-last memory format for the convs")
     optimizer_impl: Literal["auto", "foreach", "fused", "plain"] = Field(
         "auto", description="Adam kernel: auto = fused on CUDA, foreach on CPU")

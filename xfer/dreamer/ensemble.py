@@ -24,7 +24,7 @@ class LatentEnsemble(nn.Module):
     def forward(self, feat: Tensor, next_action: Tensor) -> Tensor:
         """Predictions [members, ..., stoch_dim]."""
         inputs = torch.cat([feat, next_action], -1)
-        return torch.stack([member(inputs) for member in self.members])
+        return torch.stack([member(inputs) for member in self.members]).float()
 
     def loss(self, feat: Tensor, action: Tensor, stoch: Tensor, is_first: Tensor) -> Tensor:
         """MSE of predicting z_{t+1} from (feat_t, a_{t+1}) on [B, L] sequences, skipping episode starts."""

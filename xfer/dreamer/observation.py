@@ -107,9 +107,9 @@ class ObsDecoder(nn.Module):
         if self.conv is not None:
             lead = inputs.shape[:-1]
             flat = inputs.flatten(0, len(lead) - 1)
-            out["image"] = self.conv(flat).unflatten(0, lead)
+            out["image"] = self.conv(flat).unflatten(0, lead).float()
         if self.mlp is not None:
-            out["state"] = self.mlp(inputs)
+            out["state"] = self.mlp(inputs).float()
         return out
 
     @staticmethod

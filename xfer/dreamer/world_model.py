@@ -91,14 +91,17 @@ class WorldModel(nn.Module):
 
     def reward(self, feat: Tensor, cond: Tensor | None = None) -> Tensor:
         """Mean predicted reward r̂(s) [...]."""
-        return self.reward_head(self._with_cond(feat, cond)).squeeze(-1)
+        return self.reward_head(self._with_cond(feat, cond)).squeeze(-1).float()
 
     def discount(self, feat: Tensor, cond: Tensor | None = None) -> Tensor:
         """Predicted discount γ̂ = γ·P(continue | s) [...], or γ without a discount head."""
         if self.discount_head is None:
             return torch.full(feat.shape[:-1], self.cfg.discount, device=feat.device)
-        logits = self.discount_head(self._with_cond(feat, cond)).squeeze(-1)
-        return self.cfg.discount * torch.sigmoid(logits)
+        return self.cfg.discount * torch.sigmoid(self._discount_logits(feat, cond))
+
+    def _discount_logits(self, feat: Tensor, cond: Tensor | None) -> Tensor:
+        assert self.discount_head is not None
+        return self.discount_head(self._with_cond(feat, cond)).squeeze(-1).float()
 
     def imagined_reward(self, feat: Tensor, action: Tensor, cond: Tensor | None = None) -> Tensor:
         """Default reward of an imagined trajectory ``feat`` [H+1, N, F], ``action`` [H+1, N, A] (action[t]
@@ -140,7 +143,7 @@ class WorldModel(nn.Module):
         terms["reward"] = 0.5 * (reward_pred - batch["reward"].float()).square().mean()
         scales = {"image": cfg.image_scale, "state": cfg.state_scale, "reward": cfg.reward_scale}
         if self.discount_head is not None:
-            logits = self.discount_head(self._with_cond(out.feat, out.cond)).squeeze(-1)
+            logits = self._discount_logits(out.feat, out.cond)
             continues = 1.0 - batch["is_terminal"].float()
             terms["discount"] = F.binary_cross_entropy_with_logits(logits, continues)
             scales["discount"] = cfg.discount_scale

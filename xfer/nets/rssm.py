@@ -117,6 +117,7 @@ class RSSM(nn.Module):
 
     # -- distributions ---------------------------------------------------------------------------------------
     def _stats(self, raw: Tensor) -> Tensor:
+        raw = raw.float()  # distributions in float32 whatever autocast (DreamerV2 code's mixed precision)
         if self.classes:
             return raw
         mean, std = raw.chunk(2, -1)
