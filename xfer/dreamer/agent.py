@@ -42,6 +42,7 @@ from xfer.dreamer.config import DreamerConfig
 from xfer.dreamer.loading import LoadReport, load_matching_tensors
 from xfer.dreamer.observation import float_to_image
 from xfer.dreamer.world_model import Batch, WorldModel, WorldModelOutputs
+from xfer.nets.init import glorot_init_
 from xfer.nets.rssm import LatentState
 from xfer.run.distributed import average_gradients
 
@@ -103,6 +104,10 @@ class DreamerAgent:
         self.world_model = WorldModel(obs_shapes, act_dim, cfg, cond_dim).to(self.device)
         self.behavior = ActorCritic(self.world_model.feat_dim, act_dim, discrete, cfg, actor_extra_dim
                                     ).to(self.device)
+        if cfg.init == "glorot":
+            glorot_init_(self.world_model)
+            glorot_init_(self.behavior)
+            self.behavior.slow_critic.load_state_dict(self.behavior.critic.state_dict())
         self.wm_opt = make_adam(self.world_model.parameters(), cfg.wm_lr, cfg, self.device)
         self.actor_opt = make_adam(self.behavior.actor.parameters(), cfg.actor_lr, cfg, self.device)
         self.critic_opt = make_adam(self.behavior.critic.parameters(), cfg.critic_lr, cfg, self.device)

@@ -116,6 +116,9 @@ class DreamerConfig(BaseModel):
     ensemble_penalty: float = Field(1.0, ge=0, description="reward -= penalty · ensemble std")
 
     # optimisation
+    init: Literal["torch", "glorot"] = Field(
+        "torch", description="layer initialisation: torch = PyTorch's defaults; glorot = Xavier-uniform "
+        "weights and zero biases (DreamerV2 code's Keras defaults, and sheeprl's)")
     wm_lr: float = Field(3e-4, gt=0)
     actor_lr: float = Field(8e-5, gt=0)
     critic_lr: float = Field(8e-5, gt=0)
