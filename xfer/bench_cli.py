@@ -23,7 +23,8 @@ def bench(
     state_dim: Annotated[int | None, typer.Option(
         help="dreamer: a state vector of this size instead of 64x64x3 images")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the step")] = False,
-    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast (CUDA only)")] = False,
+    amp: Annotated[bool, typer.Option("--amp", help="bf16 autocast of the training step (and, on CUDA, "
+                                                    "EfficientZero's inference)")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,

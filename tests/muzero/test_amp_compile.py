@@ -1,9 +1,9 @@
-"""EfficientZero's speed switches ``amp`` (bf16 autocast, CUDA only) and ``compile`` (torch.compile h, g, f).
+"""EfficientZero's speed switches ``amp`` (bf16 autocast) and ``compile`` (torch.compile h, g, f).
 
-All on the CPU: ``amp`` must change nothing there; the float32 casts of the loss terms and of the inference
-outputs are exercised under a CPU bf16 autocast context entered by the test (the learner's own autocast is
-CUDA only); ``compile`` is checked for its wrappers and state-dict keys without running a compiled forward
-(inductor on this CPU takes minutes).
+All on the CPU: ``amp`` autocasts the learner's forward there and leaves inference alone; the float32 casts of
+the loss terms and of the inference outputs are exercised under a CPU bf16 autocast context entered by the
+test (inference's own autocast is CUDA only); ``compile`` is checked for its wrappers and state-dict keys
+without running a compiled forward (inductor on this CPU takes minutes).
 """
 
 from __future__ import annotations
@@ -55,19 +55,27 @@ def test_switches_validate_in_the_recipe_section() -> None:
     assert not EfficientZeroConfig().amp and not EfficientZeroConfig().compile
 
 
-def test_amp_is_a_no_op_on_the_cpu() -> None:
+def test_cpu_amp_is_the_learners_only() -> None:
+    """On the CPU ``amp`` autocasts the learner's forward (bf16 networks, float32 losses near the float32
+    ones) and leaves inference in float32: the same outputs bit for bit as without ``amp``."""
     assert isinstance(autocast(True, torch.device("cpu")), contextlib.nullcontext)
+    assert isinstance(autocast(True, torch.device("cpu"), cpu=True), torch.autocast)
+    assert isinstance(autocast(False, torch.device("cpu"), cpu=True), contextlib.nullcontext)
     batch = synthetic_batch(EfficientZeroConfig.model_validate(TINY), 8)
-    stats, states, outputs = [], [], []
+    losses, outputs, head_dtypes = [], [], []
     for amp in (False, True):
         lrn = learner(amp=amp)
+        outputs.append(inference(lrn.net.eval(), batch.obs[:, :lrn.cfg.obs_channels]))
+        dtypes: set[torch.dtype] = set()
+        hook = lrn.net.prediction.register_forward_hook(lambda m, i, out, seen=dtypes: seen.add(out[1].dtype))
         torch.manual_seed(1)  # the augmentation's draws
-        stats.append(lrn.update(batch))
-        states.append(lrn.net.state_dict())
-        lrn.net.eval()
-        outputs.append(inference(lrn.net, batch.obs[:, :lrn.cfg.obs_channels]))
-    assert stats[0] == stats[1]
-    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+        losses.append(lrn.losses(batch))
+        hook.remove()
+        head_dtypes.append(dtypes)
+    assert head_dtypes == [{torch.float32}, {torch.bfloat16}]
+    plain, mixed = losses
+    assert mixed.total.dtype == torch.float32
+    assert abs(mixed.total.item() - plain.total.item()) <= 0.05 * abs(plain.total.item())
     assert all(torch.equal(a, b) for a, b in zip(*outputs, strict=True))
 
 

@@ -110,7 +110,8 @@ class EfficientZeroConfig(BaseModel):
     # Speed (xfer; the switches of the Dreamer backbone). Neither changes parameter names or checkpoints.
     compile: bool = Field(False, description="torch.compile the representation, dynamics and prediction "
                                              "networks")
-    amp: bool = Field(False, description="bf16 autocast (CUDA only; ignored on CPU)")
+    amp: bool = Field(False, description="bf16 autocast: the learner's forward (CUDA and CPU) and every "
+                      "inference (CUDA only)")
 
     # Search (MuZero Appendix B; Table 4).
     num_simulations: int = Field(50, ge=1)
