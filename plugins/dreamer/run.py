@@ -103,7 +103,8 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
     if cfg.trains_online:
         train_env = ctx.make_env(task, seed=recipe.seed + 1, n=cfg.train.envs)
         envs = EnvBatch(train_env, settings.action_repeat or 1)
-        replay = ReplayBuffer(ctx.rundir / "replay", capacity_steps=cfg.train.replay_capacity)
+        replay = ReplayBuffer(ctx.rundir / "replay", capacity_steps=cfg.train.replay_capacity,
+                              prioritize_ends=cfg.train.prioritize_ends)
         train_online(ctx, agent, envs, replay, cfg.train, evaluator, obs_keys=cfg.inputs, meta=meta)
         envs.env.close()
     else:

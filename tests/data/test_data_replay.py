@@ -43,6 +43,21 @@ def test_sampling_is_uniform_over_windows(make_dataset) -> None:
     assert counts.min() > 800 and counts.max() < 1200  # expected 1000 each
 
 
+def test_prioritize_ends_weights_each_last_window_length_plus_one_times(make_dataset) -> None:
+    """DreamerV2 code: index = min(randint(rows - L + 1 + L), rows - L). Episodes of 10 and 20 rows, L = 5:
+    6 + 16 windows and 5 extra draws each, all on the last window: 32 slots; a middle start has 1/32, the
+    last start of either episode 6/32; a 2-row episode (no window) gets no extra slots."""
+    replay = ReplayBuffer(make_dataset([9, 19, 1]), readonly=True, prioritize_ends=True)
+    batch = replay.sample(64_000, 5, np.random.default_rng(3))
+    episode, start = batch["state"][:, 0, 0].astype(int), batch["state"][:, 0, 1].astype(int)
+    assert set(episode) == {0, 1}
+    freq = {(e, s): np.mean((episode == e) & (start == s)) for e in (0, 1) for s in range(16)}
+    assert abs(freq[0, 5] - 6 / 32) < 0.01 and abs(freq[1, 15] - 6 / 32) < 0.01
+    assert all(abs(freq[0, s] - 1 / 32) < 0.004 for s in range(5))
+    assert all(abs(freq[1, s] - 1 / 32) < 0.004 for s in range(15))
+    assert not ReplayBuffer(make_dataset([9]), readonly=True).prioritize_ends
+
+
 def test_sampling_is_deterministic_given_the_rng(make_dataset) -> None:
     path = make_dataset([7, 12, 15])
     a = ReplayBuffer(path, readonly=True).sample(8, 4, np.random.default_rng(5))

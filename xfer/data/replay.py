@@ -8,8 +8,10 @@ each episode is a chunk that is decompressed when a sampled sequence needs it.
 Sampling draws ``batch`` sequences of ``length`` consecutive rows uniformly over all windows that fit
 inside one episode (sequences never cross an episode boundary; episodes shorter than ``length`` rows are
 not sampled). For the usual fixed-length episodes this equals DreamerV2's "pick an episode, then a start";
-with varying lengths every step is equally likely. The result depends only on the buffer's episodes and the
-``rng`` given, never on the cache, so runs are reproducible.
+with varying lengths every step is equally likely. ``prioritize_ends`` adds, per episode, ``length`` more
+draws that all land on its last window: DreamerV2 code's ``replay.prioritize_ends`` (``index = min(randint(
+rows - length + 1 + length), rows - length)``), which its configs switch on. The result depends only on the
+buffer's episodes and the ``rng`` given, never on the cache, so runs are reproducible.
 
 A checkpoint needs :meth:`ReplayBuffer.state_dict` only: the list of finished episode files and the rows of
 episodes still in progress. Restoring it moves episode files written after the checkpoint aside into
@@ -45,13 +47,15 @@ class ReplayBuffer:
     """Episodes in ``directory``; ``add_step``/``add_episode`` for online data, ``sample`` for training.
 
     ``capacity_steps`` limits sampling to the newest episodes holding at most that many steps (older files
-    stay on disk). ``readonly`` buffers (offline datasets) refuse additions.
+    stay on disk). ``readonly`` buffers (offline datasets) refuse additions. ``prioritize_ends``: see the
+    module doc.
     """
 
     def __init__(self, directory: Path | str, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
                  capacity_steps: int | None = None, readonly: bool = False,
-                 max_episodes: int | None = None) -> None:
+                 max_episodes: int | None = None, prioritize_ends: bool = False) -> None:
         self.directory = Path(directory)
+        self.prioritize_ends = prioritize_ends
         if readonly and not self.directory.is_dir():
             raise XferError(f"replay directory {self.directory} does not exist")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -135,8 +139,9 @@ class ReplayBuffer:
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def sample(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``batch`` sequences of ``length`` rows, uniform over all windows inside episodes; arrays
-        ``[batch, length, ...]`` per key. Deterministic given the buffer's episodes and ``rng``."""
+        """``batch`` sequences of ``length`` rows, uniform over all windows inside episodes (each episode's
+        last window weighted ``length + 1`` times with ``prioritize_ends``); arrays ``[batch, length, ...]``
+        per key. Deterministic given the buffer's episodes and ``rng``."""
         first = self._sampleable()
         windows = np.array([max(rows - length + 1, 0) for rows in self._rows[first:]], np.int64)
         total = int(windows.sum())
@@ -145,10 +150,11 @@ class ReplayBuffer:
             raise XferError(f"replay {self.directory}: no episode has {length} rows to sample a sequence "
                             f"from (episodes: {self.num_episodes}, longest: {longest} rows)",
                             hint="collect more data first, or sample shorter sequences")
-        ends = np.cumsum(windows)
-        picks = rng.integers(0, total, size=batch)
+        slots = windows + length * (windows > 0) if self.prioritize_ends else windows
+        ends = np.cumsum(slots)
+        picks = rng.integers(0, int(ends[-1]), size=batch)
         episodes = np.searchsorted(ends, picks, side="right")
-        starts = picks - (ends[episodes] - windows[episodes])
+        starts = np.minimum(picks - (ends[episodes] - slots[episodes]), windows[episodes] - 1)
         out: dict[str, np.ndarray] = {}
         order = np.argsort(episodes, kind="stable")  # load each episode once per batch
         for row in order:

@@ -26,6 +26,9 @@ class TrainSchedule(BaseModel):
     envs: int = Field(1, ge=1, description="online: parallel training environments")
     replay_capacity: int | None = Field(
         None, ge=1, description="online: sample only the newest episodes holding this many steps (None: all)")
+    prioritize_ends: bool = Field(
+        False, description="online: draw each episode's last window length + 1 times as often (DreamerV2 "
+        "code's replay.prioritize_ends; off = uniform over windows)")
     updates: int = Field(100_000, ge=1, description="offline: gradient updates to train for")
     batch: int = Field(16, ge=1, description="B: sequences per batch")
     seq_len: int = Field(50, ge=2, description="L: steps per sequence")
