@@ -104,7 +104,7 @@ def run(recipe: Recipe, ctx: RunContext) -> None:
         train_env = ctx.make_env(task, seed=recipe.seed + 1, n=cfg.train.envs)
         envs = EnvBatch(train_env, settings.action_repeat or 1)
         replay = ReplayBuffer(ctx.rundir / "replay", capacity_steps=cfg.train.replay_capacity,
-                              prioritize_ends=cfg.train.prioritize_ends)
+                              sampling=cfg.train.sampling)
         train_online(ctx, agent, envs, replay, cfg.train, evaluator, obs_keys=cfg.inputs, meta=meta)
         envs.env.close()
     else:

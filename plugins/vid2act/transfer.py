@@ -85,7 +85,7 @@ def run_transfer(ctx: RunContext, cfg: Vid2ActConfig, target: TaskSpec, envs: En
     ctx.say(f"Vid2Act Stage 2: {target.suite}/{target.task}, {cfg.transfer.env_steps} environment steps, "
             f"distilling from {', '.join(agent.tasks)}")
     replay = ReplayBuffer(ctx.rundir / "replay", capacity_steps=schedule.replay_capacity,
-                          prioritize_ends=schedule.prioritize_ends)
+                          sampling=schedule.sampling)
     stage = StageContext(ctx, TRANSFER, offset)
     train_online(stage, agent, envs, replay, schedule, evaluator, meta=meta,  # type: ignore[arg-type]
                  phase="vid2act stage 2")

@@ -47,7 +47,7 @@ def test_prioritize_ends_weights_each_last_window_length_plus_one_times(make_dat
     """DreamerV2 code: index = min(randint(rows - L + 1 + L), rows - L). Episodes of 10 and 20 rows, L = 5:
     6 + 16 windows and 5 extra draws each, all on the last window: 32 slots; a middle start has 1/32, the
     last start of either episode 6/32; a 2-row episode (no window) gets no extra slots."""
-    replay = ReplayBuffer(make_dataset([9, 19, 1]), readonly=True, prioritize_ends=True)
+    replay = ReplayBuffer(make_dataset([9, 19, 1]), readonly=True, sampling="ends")
     batch = replay.sample(64_000, 5, np.random.default_rng(3))
     episode, start = batch["state"][:, 0, 0].astype(int), batch["state"][:, 0, 1].astype(int)
     assert set(episode) == {0, 1}
@@ -55,7 +55,28 @@ def test_prioritize_ends_weights_each_last_window_length_plus_one_times(make_dat
     assert abs(freq[0, 5] - 6 / 32) < 0.01 and abs(freq[1, 15] - 6 / 32) < 0.01
     assert all(abs(freq[0, s] - 1 / 32) < 0.004 for s in range(5))
     assert all(abs(freq[1, s] - 1 / 32) < 0.004 for s in range(15))
-    assert not ReplayBuffer(make_dataset([9]), readonly=True).prioritize_ends
+    assert ReplayBuffer(make_dataset([9]), readonly=True).sampling == "uniform"
+
+
+def test_stream_sampling_crosses_episodes_and_covers_every_row_alike(make_dataset) -> None:
+    """Episodes of 10, 20 and 2 rows as one stream of 32: starts uniform over 0..27 (L = 5), a sequence runs
+    on into the next episode (its first row is_first), and an episode's first row is covered as often as a
+    middle row."""
+    replay = ReplayBuffer(make_dataset([9, 19, 1]), readonly=True, sampling="stream")
+    batch = replay.sample(56_000, 5, np.random.default_rng(4))
+    episode, step = batch["state"][..., 0].astype(int), batch["state"][..., 1].astype(int)
+    position = np.array([0, 10, 30])[episode] + step  # the row's place in the stream
+    assert (np.diff(position, axis=1) == 1).all()  # consecutive rows of the stream
+    np.testing.assert_array_equal(batch["is_first"], step == 0)
+    crossing = (episode[:, 0] != episode[:, -1]).mean()
+    assert abs(crossing - 6 / 28) < 0.01  # starts 6..9 and 26..27 cross a boundary
+    assert abs(np.mean(position[:, 0] == 27) - 1 / 28) < 0.003  # ep 1 row 17 into ep 2's two rows
+    covered = np.bincount(position.ravel(), minlength=32) / len(position)
+    assert abs(covered[10] - 5 / 28) < 0.01 and abs(covered[20] - 5 / 28) < 0.01  # first row = middle row
+    uniform = ReplayBuffer(make_dataset([9, 19, 1]), readonly=True)
+    uniform = uniform.sample(56_000, 5, np.random.default_rng(4))
+    first_rows = (uniform["state"][..., 0] == 1) & (uniform["state"][..., 1] == 0)
+    assert first_rows.sum() / len(first_rows) < 0.5 * covered[10]  # within episodes: 1 window of 22
 
 
 def test_sampling_is_deterministic_given_the_rng(make_dataset) -> None:

@@ -54,13 +54,15 @@ def test_xfer_eval_reports_and_writes_video(online_run: Path, tmp_path: Path) ->
 
 def test_state_only_run_without_rendering(workdir: Path, tmp_path: Path) -> None:
     """``env.pixels: false`` with ``inputs: [state]``: the replay holds states only, the run finishes
-    (the requested video is skipped with a message), and ``xfer eval --video`` says why it cannot record."""
+    (the requested video is skipped with a message), and ``xfer eval --video`` says why it cannot record.
+    It samples with ``train.sampling: stream``."""
     import pytest
 
     from xfer.data.episode import episode_files, load_episode
     from xfer.errors import XferError
 
-    recipe = write_recipe(workdir, "state_only", {"mode": "online", "inputs": ["state"], "train": TINY_TRAIN},
+    train = {**TINY_TRAIN, "sampling": "stream"}  # sequences across episode boundaries, end to end
+    recipe = write_recipe(workdir, "state_only", {"mode": "online", "inputs": ["state"], "train": train},
                           env={"time_limit": 100, "state": True, "pixels": False},
                           eval={"every": 200, "episodes": 1, "video": True})
     rundir = start_run(recipe)

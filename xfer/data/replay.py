@@ -5,13 +5,21 @@ The episode files in the directory *are* the data (one compressed ``.npz`` per f
 lazily into a least-recently-used cache bounded by ``cache_bytes`` — so datasets larger than RAM work, and
 each episode is a chunk that is decompressed when a sampled sequence needs it.
 
-Sampling draws ``batch`` sequences of ``length`` consecutive rows uniformly over all windows that fit
-inside one episode (sequences never cross an episode boundary; episodes shorter than ``length`` rows are
-not sampled). For the usual fixed-length episodes this equals DreamerV2's "pick an episode, then a start";
-with varying lengths every step is equally likely. ``prioritize_ends`` adds, per episode, ``length`` more
-draws that all land on its last window: DreamerV2 code's ``replay.prioritize_ends`` (``index = min(randint(
-rows - length + 1 + length), rows - length)``), which its configs switch on. The result depends only on the
-buffer's episodes and the ``rng`` given, never on the cache, so runs are reproducible.
+Sampling draws ``batch`` sequences of ``length`` consecutive rows, by one of three schemes (``sampling``):
+
+- ``uniform`` (default): uniformly over all windows that fit inside one episode (sequences never cross an
+  episode boundary; episodes shorter than ``length`` rows are not sampled). For the usual fixed-length
+  episodes this equals DreamerV2's "pick an episode, then a start"; with varying lengths every window is
+  equally likely. Row t < ``length`` of an episode is covered by only t + 1 windows.
+- ``ends``: as ``uniform`` plus, per episode, ``length`` more draws that all land on its last window:
+  DreamerV2 code's ``replay.prioritize_ends`` (``index = min(randint(rows - L + 1 + L), rows - L)``), which
+  its configs switch on.
+- ``stream``: the finished episodes, in order, as one stream of rows, and a start drawn uniformly over it:
+  a sequence may run from one episode into the next, whose first row carries ``is_first`` (the world model
+  resets its state there), so every row is covered alike (sheeprl's sequential buffer).
+
+The result depends only on the buffer's episodes and the ``rng`` given, never on the cache, so runs are
+reproducible.
 
 A checkpoint needs :meth:`ReplayBuffer.state_dict` only: the list of finished episode files and the rows of
 episodes still in progress. Restoring it moves episode files written after the checkpoint aside into
@@ -24,7 +32,7 @@ import shutil
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,21 +49,22 @@ from xfer.errors import XferError
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 DTYPES: dict[str, type] = {**REQUIRED_KEYS, **OPTIONAL_KEYS}
+Sampling = Literal["uniform", "ends", "stream"]
 
 
 class ReplayBuffer:
     """Episodes in ``directory``; ``add_step``/``add_episode`` for online data, ``sample`` for training.
 
     ``capacity_steps`` limits sampling to the newest episodes holding at most that many steps (older files
-    stay on disk). ``readonly`` buffers (offline datasets) refuse additions. ``prioritize_ends``: see the
-    module doc.
+    stay on disk). ``readonly`` buffers (offline datasets) refuse additions. ``sampling``: see the module
+    doc.
     """
 
     def __init__(self, directory: Path | str, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
                  capacity_steps: int | None = None, readonly: bool = False,
-                 max_episodes: int | None = None, prioritize_ends: bool = False) -> None:
+                 max_episodes: int | None = None, sampling: Sampling = "uniform") -> None:
         self.directory = Path(directory)
-        self.prioritize_ends = prioritize_ends
+        self.sampling = sampling
         if readonly and not self.directory.is_dir():
             raise XferError(f"replay directory {self.directory} does not exist")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -139,9 +148,10 @@ class ReplayBuffer:
 
     # ---- sampling ---------------------------------------------------------------------------------------
     def sample(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``batch`` sequences of ``length`` rows, uniform over all windows inside episodes (each episode's
-        last window weighted ``length + 1`` times with ``prioritize_ends``); arrays ``[batch, length, ...]``
-        per key. Deterministic given the buffer's episodes and ``rng``."""
+        """``batch`` sequences of ``length`` rows by the buffer's ``sampling`` scheme (module doc); arrays
+        ``[batch, length, ...]`` per key. Deterministic given the buffer's episodes and ``rng``."""
+        if self.sampling == "stream":
+            return self._sample_stream(batch, length, rng)
         first = self._sampleable()
         windows = np.array([max(rows - length + 1, 0) for rows in self._rows[first:]], np.int64)
         total = int(windows.sum())
@@ -150,24 +160,51 @@ class ReplayBuffer:
             raise XferError(f"replay {self.directory}: no episode has {length} rows to sample a sequence "
                             f"from (episodes: {self.num_episodes}, longest: {longest} rows)",
                             hint="collect more data first, or sample shorter sequences")
-        slots = windows + length * (windows > 0) if self.prioritize_ends else windows
+        slots = windows + length * (windows > 0) if self.sampling == "ends" else windows
         ends = np.cumsum(slots)
         picks = rng.integers(0, int(ends[-1]), size=batch)
         episodes = np.searchsorted(ends, picks, side="right")
         starts = np.minimum(picks - (ends[episodes] - slots[episodes]), windows[episodes] - 1)
-        out: dict[str, np.ndarray] = {}
         order = np.argsort(episodes, kind="stable")  # load each episode once per batch
-        for row in order:
-            data = self._load(first + int(episodes[row]))
-            start = int(starts[row])
+        pieces = [(int(row), 0, first + int(episodes[row]), int(starts[row]), length) for row in order]
+        return self._gather(batch, length, pieces)
+
+    def _sample_stream(self, batch: int, length: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Starts uniform over the concatenated rows of the sampleable episodes; a sequence continues into
+        the next episodes until it has ``length`` rows."""
+        first = self._sampleable()
+        rows = np.array(self._rows[first:], np.int64)
+        total = int(rows.sum())
+        if total < length:
+            raise XferError(f"replay {self.directory}: {total} rows in all, fewer than the {length} of one "
+                            "sequence", hint="collect more data first, or sample shorter sequences")
+        ends = np.cumsum(rows)
+        pieces: list[tuple[int, int, int, int, int]] = []
+        for row, pick in enumerate(rng.integers(0, total - length + 1, size=batch)):
+            episode, at, filled = int(np.searchsorted(ends, pick, side="right")), int(pick), 0
+            while filled < length:
+                start = at - int(ends[episode] - rows[episode])
+                take = min(length - filled, int(rows[episode]) - start)
+                pieces.append((row, filled, first + episode, start, take))
+                filled, at, episode = filled + take, at + take, episode + 1
+        pieces.sort(key=lambda piece: piece[2])  # load each episode once per batch
+        return self._gather(batch, length, pieces)
+
+    def _gather(self, batch: int, length: int, pieces: list[tuple[int, int, int, int, int]]
+                ) -> dict[str, np.ndarray]:
+        """Fill ``[batch, length]`` arrays from ``pieces`` (batch row, offset in the sequence, episode index,
+        first episode row, rows)."""
+        out: dict[str, np.ndarray] = {}
+        for row, offset, index, start, count in pieces:
+            data = self._load(index)
             if not out:
                 out = {key: np.empty((batch, length, *value.shape[1:]), value.dtype)
                        for key, value in data.items()}
             for key, array in out.items():
                 if key not in data:
-                    raise XferError(f"replay {self.directory}: episode {self._files[first + episodes[row]]} "
+                    raise XferError(f"replay {self.directory}: episode {self._files[index]} "
                                     f"has no key {key!r} (other episodes do)")
-                array[row] = data[key][start:start + length]
+                array[row, offset:offset + count] = data[key][start:start + count]
         return out
 
     def _load(self, i: int) -> Episode:

@@ -10,6 +10,8 @@ environment steps. In offline mode the loop's step is the gradient update, and `
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -26,9 +28,10 @@ class TrainSchedule(BaseModel):
     envs: int = Field(1, ge=1, description="online: parallel training environments")
     replay_capacity: int | None = Field(
         None, ge=1, description="online: sample only the newest episodes holding this many steps (None: all)")
-    prioritize_ends: bool = Field(
-        False, description="online: draw each episode's last window length + 1 times as often (DreamerV2 "
-        "code's replay.prioritize_ends; off = uniform over windows)")
+    sampling: Literal["uniform", "ends", "stream"] = Field(
+        "uniform", description="online replay sequences: uniform over windows inside episodes; ends = "
+        "DreamerV2 code's prioritize_ends (each last window length + 1 times); stream = across episode "
+        "boundaries, every row alike (sheeprl's sequential buffer)")
     updates: int = Field(100_000, ge=1, description="offline: gradient updates to train for")
     batch: int = Field(16, ge=1, description="B: sequences per batch")
     seq_len: int = Field(50, ge=2, description="L: steps per sequence")
