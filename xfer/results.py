@@ -45,11 +45,17 @@ class RunData:
         return f"(none: {self.path})" if seed is None else str(seed)
 
     def series(self, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(xs, values)`` of the rows that log both the counter ``x`` and the metric."""
+        """``(xs, values)`` of the rows that log both the counter ``x`` and the metric. Consecutive rows at
+        the same ``x`` (the counter did not move between them: CoWorld evaluates its target agent twice
+        per source phase at one ``target_updates``) become one point, their mean."""
         pts = [(r[x], r[metric]) for r in self.rows if r.get(metric) is not None and r.get(x) is not None]
         if not pts:
             return np.zeros(0), np.zeros(0)
         xs, ys = np.array(pts, dtype=float).T
+        starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+        if len(starts) < len(xs):
+            ys = np.add.reduceat(ys, starts) / np.diff(np.r_[starts, len(xs)])
+            xs = xs[starts]
         return xs, ys
 
     def status(self) -> dict[str, Any]:

@@ -172,6 +172,19 @@ def test_x_takes_the_first_counter_each_run_logs(tmp_path: Path) -> None:
         compare_runs(find_runs([tmp_path]), "eval/return", reps=100, x="frames,target_updates")
 
 
+def test_points_at_one_counter_value_are_averaged(tmp_path: Path) -> None:
+    """Two evaluations at one ``target_updates`` (CoWorld evaluates its unchanged target agent twice per
+    source phase) are one point of the curve, their mean: AUC by hand over the points (0, 0), (10, 30),
+    (20, 50) = (15 + 40) / 2 = 27.5."""
+    from xfer.results import RunData
+
+    rows = [{"target_updates": 0, "eval/return": 0.0}, {"target_updates": 10, "eval/return": 20.0},
+            {"target_updates": 10, "eval/return": 40.0}, {"target_updates": 20, "eval/return": 50.0}]
+    xs, ys = RunData(tmp_path, {}, rows).series("eval/return", "target_updates")
+    assert xs.tolist() == [0.0, 10.0, 20.0] and ys.tolist() == [0.0, 30.0, 50.0]
+    assert normalised_auc(xs, ys, 0.0, 20.0) == pytest.approx(27.5)
+
+
 def test_table_counts_seeds_not_copies_and_keeps_the_newest_finished(tmp_path: Path) -> None:
     now = time.time()
     write_run(tmp_path / "copy1", "dreamer", "t", 0, 1.0, status={"status": "done", "finished": now - 20})
