@@ -13,7 +13,9 @@ action entry, over the source's own action columns):
 
     python -m xfer_plugins.vid2act.diagnostics RUNDIR [--batches 8]
 
-prints the four numbers for a Vid2Act run with a Stage 2 checkpoint, on its recipe's source datasets.
+prints the four numbers for a Vid2Act run with a Stage 2 checkpoint, on its recipe's source datasets, and
+:func:`actor_inputs` on batches of the run's own replay: how far the student's actor is saturated
+(pre-tanh mean of the action) and how much of its first layer's input comes from the replay features.
 """
 
 from __future__ import annotations
@@ -68,6 +70,52 @@ def replay_errors(agent: Vid2ActAgent, batch: Mapping[str, Any], source_act_dim:
     return out
 
 
+@torch.no_grad()
+def actor_inputs(agent: Vid2ActAgent, batch: Mapping[str, Any]) -> dict[str, float]:
+    """On an imagination from the posteriors of a target batch ([B, L] of the run's replay): the actor's
+    pre-tanh action mean (|μ| median, share with |μ| > 3, i.e. tanh' < 0.01), the mean |pre-activation| its
+    first layer gets from the features and from the replay features, and |μ| median with the replay features
+    zeroed."""
+    data = agent.to_tensors(batch)
+    out = agent.world_model.observe(data)
+    for term in agent.world_model_terms:  # the distillation sets this update's label selection
+        term(out, data)
+    imag = agent.imagine(out)
+    feat, extra = imag.feat[:-1], imag.extra
+    assert extra is not None
+    mean = imag.actor_out.chunk(2, -1)[0].abs()
+    first = next(m for m in agent.behavior.actor.modules() if isinstance(m, torch.nn.Linear))
+    width = feat.shape[-1]
+    zeroed = agent.behavior.actor_forward(feat, torch.zeros_like(extra)).chunk(2, -1)[0].abs()
+    return {"abs_mean_median": float(mean.median()), "saturated_share": float((mean > 3).float().mean()),
+            "first_layer_from_features": float((feat @ first.weight[:, :width].T).abs().mean()),
+            "first_layer_from_replay": float((extra @ first.weight[:, width:].T).abs().mean()),
+            "abs_mean_median_replay_zeroed": float(zeroed.median())}
+
+
+def run_actor_inputs(rundir: Path, batches: int = 4, seed: int = 0) -> dict[str, float]:
+    """:func:`actor_inputs` averaged over ``batches`` batches of the run's replay (the Stage 2 schedule's
+    batch shape)."""
+    from xfer_plugins.vid2act.run import load_agent
+
+    from xfer.data.replay import ReplayBuffer
+    from xfer.dreamer.loop import TRAIN_KEYS
+    from xfer.plugins import get_registry
+    from xfer.recipe_io import load_run_recipe
+
+    agent = load_agent(rundir, None, "cpu").agent
+    schedule = load_run_recipe(rundir, get_registry()).config.transfer.schedule
+    replay = ReplayBuffer(rundir / "replay", readonly=True)
+    rng = np.random.default_rng(seed)
+    totals: dict[str, float] = {}
+    for _ in range(batches):
+        data = replay.sample(schedule.batch, schedule.seq_len, rng)
+        batch = {key: data[key] for key in ("image", *TRAIN_KEYS) if key in data}
+        for name, value in actor_inputs(agent, batch).items():
+            totals[name] = totals.get(name, 0.0) + value / batches
+    return totals
+
+
 def run_errors(rundir: Path, batches: int = 8, seed: int = 0) -> dict[str, float]:
     """:func:`replay_errors` averaged over ``batches`` source batches of a run (its recipe's sources)."""
     from types import SimpleNamespace
@@ -102,7 +150,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8)
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(json.dumps(run_errors(args.rundir, args.batches), indent=2))
+    report = {"replay_errors": run_errors(args.rundir, args.batches),
+              "actor_inputs": run_actor_inputs(args.rundir, max(1, args.batches // 2))}
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -236,3 +236,26 @@ def test_replay_error_diagnostic_by_hand(monkeypatch: pytest.MonkeyPatch) -> Non
     action = decode(expected[1][:, :-1], batch["cond"].unsqueeze(1).expand(-1, 3, -1), decoded[1][1])
     assert errors["teacher_step"] == pytest.approx(float((action - target).square().mean()), rel=1e-5)
     assert errors["zero_action"] == pytest.approx(float(target.square().mean()), rel=1e-5)
+
+
+def test_actor_input_diagnostic_by_hand() -> None:
+    """The actor diagnostic's numbers from the actor itself: a saturated actor (its output layer set to a
+    pre-tanh mean of 10) reads |μ| = 10 everywhere, all saturated; with the first layer's replay block zeroed
+    the replay features contribute exactly 0, the features not."""
+    from xfer_plugins.vid2act.diagnostics import actor_inputs
+
+    torch.manual_seed(0)
+    agent = make_student(make_teacher())
+    layers = [m for m in agent.behavior.actor.modules() if isinstance(m, torch.nn.Linear)]
+    width = agent.world_model.feat_dim
+    with torch.no_grad():
+        layers[-1].weight.zero_()
+        layers[-1].bias.fill_(10.0)
+    report = actor_inputs(agent, make_batch(batch=2, length=4))
+    assert report["abs_mean_median"] == pytest.approx(10.0)
+    assert report["saturated_share"] == 1.0 and report["abs_mean_median_replay_zeroed"] == pytest.approx(10.0)
+    assert report["first_layer_from_replay"] > 0
+    with torch.no_grad():
+        layers[0].weight[:, width:] = 0.0
+    report = actor_inputs(agent, make_batch(batch=2, length=4))
+    assert report["first_layer_from_replay"] == 0.0 and report["first_layer_from_features"] > 0
