@@ -99,19 +99,17 @@ def run_actor_inputs(rundir: Path, batches: int = 4, seed: int = 0) -> dict[str,
     from xfer_plugins.vid2act.run import load_agent
 
     from xfer.data.replay import ReplayBuffer
-    from xfer.dreamer.loop import TRAIN_KEYS
+    from xfer.dreamer.loop import replay_batches
     from xfer.plugins import get_registry
     from xfer.recipe_io import load_run_recipe
 
     agent = load_agent(rundir, None, "cpu").agent
     schedule = load_run_recipe(rundir, get_registry()).config.transfer.schedule
-    replay = ReplayBuffer(rundir / "replay", readonly=True)
+    sample = replay_batches(ReplayBuffer(rundir / "replay", readonly=True), schedule.batch, schedule.seq_len)
     rng = np.random.default_rng(seed)
     totals: dict[str, float] = {}
     for _ in range(batches):
-        data = replay.sample(schedule.batch, schedule.seq_len, rng)
-        batch = {key: data[key] for key in ("image", *TRAIN_KEYS) if key in data}
-        for name, value in actor_inputs(agent, batch).items():
+        for name, value in actor_inputs(agent, sample(rng)).items():
             totals[name] = totals.get(name, 0.0) + value / batches
     return totals
 

@@ -43,6 +43,7 @@ from xfer.dreamer.loading import LoadReport, load_matching_tensors
 from xfer.dreamer.observation import float_to_image
 from xfer.dreamer.world_model import Batch, WorldModel, WorldModelOutputs
 from xfer.nets.init import glorot_init_
+from xfer.nets.precision import bf16_autocast
 from xfer.nets.rssm import LatentState
 from xfer.run.distributed import average_gradients
 
@@ -138,9 +139,7 @@ class DreamerAgent:
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast of the training passes when ``amp`` (CUDA and CPU; heads and latent distributions
         hand back float32, as DreamerV2 code's mixed precision casts its distribution inputs)."""
-        enabled = self.cfg.amp and self.device.type in ("cuda", "cpu")
-        return (torch.autocast(self.device.type, dtype=torch.bfloat16) if enabled
-                else contextlib.nullcontext())
+        return bf16_autocast(self.cfg.amp, self.device)
 
     def to_tensors(self, data: Mapping[str, Any]) -> dict[str, Tensor]:
         """Move arrays/tensors to the device, keeping dtypes (uint8 images stay uint8). Read-only numpy arrays

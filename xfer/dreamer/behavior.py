@@ -128,7 +128,7 @@ class ActorCritic(nn.Module):
     @torch.no_grad()
     def frozen_value(self, feat: Tensor) -> Tensor:
         """This critic's value of ``feat`` with no graph: for other agents (CoWorld's sg(v_src))."""
-        return self.critic(feat.detach()).squeeze(-1).float()
+        return self.value(feat.detach())
 
     def update_slow_critic(self, updates: int) -> None:
         """Copy (or blend by ``slow_critic_fraction``) the critic into the target every ``slow_critic_every``
