@@ -12,6 +12,8 @@ untimed steps and ``--steps`` timed ones on random data; the 1-minute load avera
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --xfer-src before=/tmp/xfer_old
     # bf16 autocast on both sides as well (xfer ``model.amp``, sheeprl ``fabric.precision=bf16-mixed``)
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --amp --sheeprl-precision bf16-mixed
+    # and xfer's torch.compile (model.compile) on top of bf16
+    python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --amp --compile --sheeprl-precision bf16-mixed
 
 Shapes: ``paper`` = ``xfer bench`` defaults (64×64×3, CNN depth 48, GRU 600, 32×32 discrete, MLP 4×400,
 B 16 × L 50, 4-d action); ``cpu`` = the ``cpu`` preset and B 16 × L 32 of recipes/dreamer_pixels_cpu.yaml
@@ -52,19 +54,22 @@ import json, sys
 from xfer.dreamer.bench import bench_train_step
 from xfer.dreamer.config import DreamerConfig
 a = json.loads(sys.argv[1])
-res = bench_train_step(DreamerConfig.from_preset(a["preset"], amp=a["amp"]), batch=a["batch"], seq=a["seq"],
+cfg = DreamerConfig.from_preset(a["preset"], amp=a["amp"], compile=a["compile"])
+res = bench_train_step(cfg, batch=a["batch"], seq=a["seq"],
                        act_dim=a["act"], steps=a["steps"], warmup=a["warmup"], threads=a["threads"],
                        count_flops=False)
 print("JSON " + json.dumps(res, default=str))
 """
 
 
-def run_xfer(shape: dict, args: argparse.Namespace, src: str | None, amp: bool = False) -> dict:
+def run_xfer(shape: dict, args: argparse.Namespace, src: str | None, amp: bool = False,
+             compile: bool = False) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if src:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    payload = json.dumps({**shape, "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-                          "amp": amp})
+    warmup = max(args.warmup, 3) if compile else args.warmup  # the first calls compile
+    payload = json.dumps({**shape, "steps": args.steps, "warmup": warmup, "threads": args.threads,
+                          "amp": amp, "compile": compile})
     load = os.getloadavg()[0]
     out = subprocess.run([sys.executable, "-c", XFER_WORKER, payload], env=env, capture_output=True,
                          text=True, check=True, cwd="/tmp" if src else ROOT).stdout
@@ -100,6 +105,8 @@ def main() -> None:
     parser.add_argument("--sheeprl-python", default="/work/venvs/sheeprl/bin/python")
     parser.add_argument("--no-sheeprl", action="store_true")
     parser.add_argument("--amp", action="store_true", help="also time xfer with model.amp (bf16 autocast)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time xfer with model.compile (with --amp: amp and compile together)")
     parser.add_argument("--sheeprl-precision", action="append", default=[],
                         help="also time sheeprl at this fabric precision (e.g. bf16-mixed)")
     parser.add_argument("--json", default=None, help="write the result here")
@@ -111,6 +118,9 @@ def main() -> None:
         runners[f"xfer_{label}"] = lambda path=path: run_xfer(shape, args, path)
     if args.amp:
         runners["xfer_amp"] = lambda: run_xfer(shape, args, None, amp=True)
+    if args.compile:
+        runners["xfer_amp_compile" if args.amp else "xfer_compile"] = (
+            lambda: run_xfer(shape, args, None, amp=args.amp, compile=True))
     if not args.no_sheeprl:
         runners["sheeprl"] = lambda: run_sheeprl(shape, args)
         for precision in args.sheeprl_precision:

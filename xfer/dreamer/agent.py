@@ -126,6 +126,7 @@ class DreamerAgent:
                        ac.critic, ac.slow_critic):
             if module is not None:
                 module.compile()
+        wm.rssm.compile_steps()
 
     def add_world_model_term(self, term: WorldModelTerm, params: Iterable[Tensor] = ()) -> None:
         """Add ``term(outputs, batch) -> (loss, metrics)`` to the world-model loss; ``params`` (e.g. Vid2Act's

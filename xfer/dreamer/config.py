@@ -127,7 +127,9 @@ class DreamerConfig(BaseModel):
     weight_decay: float = Field(1e-6, ge=0, description="decoupled, params *= 1 - wd per update (DV2 code)")
 
     # performance switches
-    compile: bool = Field(False, description="torch.compile the conv, MLP and GRU modules")
+    compile: bool = Field(False, description=(
+        "torch.compile the conv, MLP and GRU modules and the RSSM's step functions (CPU: needs a C++ "
+        "compiler; the first updates take a minute longer)"))
     amp: bool = Field(False, description=(
         "bf16 autocast of the training passes, CUDA or CPU (fast on CPUs with AMX / AVX512-BF16); heads and "
         "latent distributions stay float32"))

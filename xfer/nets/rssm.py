@@ -18,10 +18,13 @@ Seams:
 
 Speed: in :meth:`RSSM.observe` only the recurrence and the posterior run inside the time loop; the
 embedding's share of the posterior layer and the whole prior head run batched over all time steps.
+:meth:`RSSM.compile_steps` hands those step functions (recurrence, posterior, prior head) to
+``torch.compile``, which fuses their small ops; parameters and state-dict keys stay as they are.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -99,6 +102,30 @@ class RSSM(nn.Module):
         self.obs_deter = nn.Linear(deter, hidden)
         self.obs_embed = nn.Linear(embed_dim, hidden, bias=False)
         self.obs_stats = nn.Linear(hidden, stats_dim)
+
+    STEPS = ("_recur", "_posterior", "prior_stats")  # what :meth:`compile_steps` compiles
+
+    def compile_steps(self) -> None:
+        """torch.compile the per-step functions (:attr:`STEPS`) of this instance. Each compiled function is
+        bound to this module, so a ``copy.deepcopy`` of it would call the original's: copies drop them and
+        compile again (``__deepcopy__``)."""
+        for name in self.STEPS:
+            setattr(self, name, torch.compile(getattr(type(self), name).__get__(self)))
+
+    def __deepcopy__(self, memo: dict) -> RSSM:
+        compiled = all(name in self.__dict__ for name in self.STEPS)
+        saved = {name: self.__dict__.pop(name) for name in self.STEPS if name in self.__dict__}
+        try:
+            cls = type(self)
+            copied = cls.__new__(cls)
+            memo[id(self)] = copied
+            for key, value in self.__dict__.items():
+                copied.__dict__[key] = copy.deepcopy(value, memo)
+        finally:
+            self.__dict__.update(saved)
+        if compiled:
+            copied.compile_steps()
+        return copied
 
     @property
     def feat_dim(self) -> int:
