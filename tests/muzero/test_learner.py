@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.learner import Learner, scale_gradient, weighted_total
+from xfer.muzero.learner import Learner, loss_diagnostics, scale_gradient, weighted_total
 from xfer.muzero.replay import PrioritizedReplay
 from xfer.muzero.targets import TargetSource, TrainBatch, make_batch
 
@@ -57,7 +57,10 @@ def test_per_task_losses_weighted_total_and_task_gradients(tiny_cfg, make_game) 
     learner, replay = _setup(tiny_cfg, make_game, task_ids=(0, 1))
     target, offline = _batch(learner, replay, seed=1), _batch(learner, replay, seed=2)
     l_target, l_offline = learner.losses(target), learner.losses(offline)
-    assert set(l_target.as_dict()) == {"value", "reward", "policy", "consistency", "total"}
+    terms = {"value", "reward", "policy", "consistency", "total"}
+    diagnostics = {"weight_mean", "target_policy_entropy", "uniform_policy_entropy",
+                   *(f"raw_{name}" for name in terms - {"total"})}
+    assert set(l_target.as_dict()) == terms | diagnostics
     c = tiny_cfg
     expected = (c.value_loss_coeff * l_target.value + c.reward_loss_coeff * l_target.reward
                 + c.policy_loss_coeff * l_target.policy + c.consistency_coeff * l_target.consistency)
@@ -113,3 +116,30 @@ def test_weight_decay_shrinks_an_idle_weight_by_lr_times_decay(optimizer: str) -
     (0.0 * layer.weight.sum()).backward()
     opt.step()
     assert layer.weight.item() == pytest.approx(2.0 - lr * 1e-4 * 2.0, abs=1e-7)  # float32
+
+
+def test_loss_diagnostics_hand_computed() -> None:
+    weights = torch.tensor([1.0, 0.5, 0.25, 0.25])
+    unweighted = {"policy": torch.tensor([2.0, 1.0, 3.0, 2.0]), "value": torch.tensor([0.0, 4.0, 0.0, 0.0])}
+    # two legal actions in rows 0-1 (one of them a sure target), three in rows 2-3 (uniform over the legal)
+    policy = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]])
+    legal = torch.tensor([[True, True, False], [True, True, False], [True, True, True], [True, True, True]])
+    out = loss_diagnostics(weights, unweighted, policy, legal)
+    assert out["weight_mean"].item() == pytest.approx(0.5)
+    assert out["raw_policy"].item() == pytest.approx(2.0) and out["raw_value"].item() == pytest.approx(1.0)
+    ln2, ln3 = np.log(2), np.log(3)
+    assert out["target_policy_entropy"].item() == pytest.approx((0 + ln2 + ln3 + ln3) / 4, rel=1e-6)
+    assert out["uniform_policy_entropy"].item() == pytest.approx((ln2 + ln2 + ln3 + ln3) / 4, rel=1e-6)
+
+
+def test_update_logs_weight_mean_and_raw_terms(tiny_cfg) -> None:
+    from xfer.muzero.bench import synthetic_batch
+
+    learner = Learner(tiny_cfg)
+    batch = synthetic_batch(tiny_cfg, 8)
+    batch.weights = torch.linspace(0.2, 1.0, 8)
+    stats = learner.update(batch)
+    assert stats["weight_mean"] == pytest.approx(0.6, rel=1e-6)
+    # the logged term is the weighted mean: raw and weighted differ by the weights, not by a constant factor
+    assert stats["policy"] != pytest.approx(stats["raw_policy"])
+    assert 0 < stats["target_policy_entropy"] <= stats["uniform_policy_entropy"] + 1e-6

@@ -87,6 +87,10 @@ class Losses:
 
     ``per_sample`` holds the same five quantities per position (``[B]``, importance-weighted, before the
     mean), so a joint batch of several tasks can be split into per-task losses of one forward pass (XTRA).
+    ``diagnostics`` (logged, never optimised): the batch mean of the importance weights ``weight_mean``
+    (prioritised replay scales every term of an update by it), each term's unweighted mean ``raw_<term>``,
+    and the entropy of the root policy targets ``target_policy_entropy`` against a uniform policy's over the
+    legal actions ``uniform_policy_entropy`` (nats): targets near uniform teach the policy nothing.
     """
 
     value: torch.Tensor
@@ -96,10 +100,25 @@ class Losses:
     total: torch.Tensor
     priorities: np.ndarray
     per_sample: dict[str, torch.Tensor] = field(default_factory=dict)
+    diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
         names = ("value", "reward", "policy", "consistency", "total")
-        return {k: float(getattr(self, k).detach()) for k in names}
+        terms = {k: float(getattr(self, k).detach()) for k in names}
+        return {**terms, **{k: float(v) for k, v in self.diagnostics.items()}}
+
+
+@torch.no_grad()
+def loss_diagnostics(weights: torch.Tensor, unweighted: dict[str, torch.Tensor], root_policy: torch.Tensor,
+                     legal: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What :class:`Losses` logs beside the terms (its ``diagnostics``): ``weights`` [B], the per-sample
+    unweighted terms [B], the root policy targets [B, A] and the legal actions [B, A]."""
+    target = root_policy.float()
+    entropy = -(target * torch.log(target.clamp_min(1e-12))).sum(-1)
+    return {"weight_mean": weights.float().mean(),
+            **{f"raw_{name}": term.detach().float().mean() for name, term in unweighted.items()},
+            "target_policy_entropy": entropy.mean(),
+            "uniform_policy_entropy": torch.log(legal.sum(-1).float()).mean()}
 
 
 def weighted_total(losses: Sequence[Losses], weights: Sequence[float]) -> torch.Tensor:
@@ -199,6 +218,8 @@ class Learner:
         set_bn_train(net.dynamics_net, True)
         set_bn_train(net.prediction, True)
         w = batch.weights
+        diagnostics = loss_diagnostics(w, {"value": value, "reward": reward, "policy": policy,
+                                           "consistency": consistency}, batch.target_policy[:, 0], legal)
         per_sample = {"value": w * value, "reward": w * reward, "policy": w * policy,
                       "consistency": w * consistency}
         terms = {name: t.mean() for name, t in per_sample.items()}
@@ -208,7 +229,7 @@ class Learner:
                                * per_sample["reward"] + cfg.policy_loss_coeff * per_sample["policy"]
                                + cfg.consistency_coeff * per_sample["consistency"])
         return Losses(**terms, total=total, priorities=priorities.cpu().numpy() + cfg.priority_eps,
-                      per_sample=per_sample)
+                      per_sample=per_sample, diagnostics=diagnostics)
 
     def task_gradient(self, loss: torch.Tensor) -> torch.Tensor:
         """Flat gradient of ``loss`` over all trainable parameters, graph kept (XTRA Eq. 2)."""
