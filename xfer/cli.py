@@ -202,8 +202,10 @@ def _warn(line: str) -> None:
 def plot(
     paths: Annotated[list[Path], typer.Argument(help="run or sweep directories")],
     metric: Annotated[str, typer.Option(
-        help="metric name; * matches several (vid2act/weight/*)")] = "eval/return",
-    x: Annotated[str, typer.Option(help="x axis counter logged next to the metric")] = "env_steps",
+        help="metric name; * matches several (vid2act/weight/*), a,b draws both")] = "eval/return",
+    x: Annotated[str, typer.Option(
+        help="x axis counter logged next to the metric ('a,b': each run uses the first it logs)"
+    )] = "env_steps",
     group_by: Annotated[str, typer.Option(help="recipe key that names a curve")] = "method",
     out_path: Annotated[Path, typer.Option("--out", help="PNG to write")] = Path("curves.png"),
     title: Annotated[str | None, typer.Option(help="figure title")] = None,

@@ -31,7 +31,7 @@ import numpy as np
 
 from xfer.errors import XferError
 from xfer.plot import final_value
-from xfer.results import RunData, check_counter, matching_metrics, one_run_per_seed
+from xfer.results import RunData, check_counter, matching_metrics, one_run_per_seed, with_counter
 from xfer.stats import DEFAULT_REPS, aggregate, difference_interval, interval, probability_of_improvement
 
 Warn = Callable[[str], None]
@@ -91,24 +91,6 @@ def cut_at(run: RunData, x: str, upto: float) -> RunData:
     """``run`` without the rows whose counter ``x`` is past ``upto`` (rows without ``x`` are kept)."""
     rows = [row for row in run.rows if row.get(x) is None or float(row[x]) <= upto]
     return RunData(run.path, run.recipe, rows)
-
-
-def with_counter(runs: list[RunData], metric: str, x: str) -> list[RunData]:
-    """``x`` = ``"a,b"``: each run reads its curve against the first of the counters it logs next to
-    ``metric`` (e.g. CoWorld's ``target_updates`` and an offline baseline's ``updates``), under the name
-    ``x``; a single name is returned as is."""
-    names = [name.strip() for name in x.split(",")]
-    if len(names) == 1:
-        return runs
-    out = []
-    for run in runs:
-        logged = [row for row in run.rows if row.get(metric) is not None]
-        name = next((n for n in names if any(row.get(n) is not None for row in logged)), None)
-        if name is None:
-            raise XferError(f"run {run.path} logs none of the counters {x!r} next to {metric}")
-        rows = [{**row, x: row[name]} if row.get(name) is not None else row for row in run.rows]
-        out.append(RunData(run.path, run.recipe, rows))
-    return out
 
 
 def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: str = "target.task",

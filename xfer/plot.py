@@ -6,7 +6,10 @@ default) and drawn as a statistic over seeds (``mean`` by default, or ``iqm``/``
 band: ``normal`` (±1.96·std/√n, the default for the mean, the style of the papers' Fig. 4–5) or
 ``bootstrap`` (stratified bootstrap of the chosen statistic at each x, :mod:`xfer.stats`). A metric pattern
 with ``*`` (e.g. ``vid2act/weight/*``, ``xtra/eta/*``) draws one line per matching metric: Vid2Act's Fig. 9
-and XTRA's task-weight plot. Every statistic counts one run per seed (:func:`one_run_per_seed`).
+and XTRA's task-weight plot; a comma-separated list draws each (``value/estimate,value/true_return``:
+CoWorld's Fig. 5b). ``x`` = ``"a,b"``: each run is drawn against the first of the counters it logs (as
+``xfer compare``), e.g. CoWorld's ``target_updates`` beside an offline baseline's ``updates``. Every
+statistic counts one run per seed (:func:`one_run_per_seed`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from xfer.errors import XferError
-from xfer.results import RunData, check_counter, find_runs, matching_metrics, one_run_per_seed
+from xfer.results import RunData, check_counter, find_runs, matching_metrics, one_run_per_seed, with_counter
 from xfer.stats import DEFAULT_REPS, aggregate, as_scores, check_stat, interval
 
 __all__ = ["RunData", "find_runs", "matching_metrics", "one_run_per_seed", "mean_band", "stat_band",
@@ -81,7 +84,9 @@ def stat_band(curves: list[tuple[np.ndarray, np.ndarray]], stat: str = "mean", c
 def plot_curves(runs: list[RunData], metric: str, x: str, group_by: str, out: Path,
                 title: str | None = None, stat: str = "mean", ci: str | None = None,
                 reps: int = DEFAULT_REPS, seed: int = 0, warn: Warn | None = None) -> Path:
-    metrics = matching_metrics(runs, metric)
+    metrics = list(dict.fromkeys(name for pattern in metric.split(",")
+                                 for name in matching_metrics(runs, pattern.strip())))
+    runs = with_counter(runs, metrics[0], x)
     check_counter(runs, metrics, x)
     band = resolve_ci(stat, ci)
     runs = one_run_per_seed(runs, (group_by, "target.task"), warn)
@@ -95,14 +100,19 @@ def plot_curves(runs: list[RunData], metric: str, x: str, group_by: str, out: Pa
     groups: dict[str, list[RunData]] = defaultdict(list)
     for run in runs:
         groups[run.key(group_by)].append(run)
-    for label, members in sorted(groups.items()):
-        for name in metrics:
+    # several groups and several metrics: a colour per group, a line style per metric
+    styled = len(groups) > 1 and len(metrics) > 1
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, members) in enumerate(sorted(groups.items())):
+        for number, name in enumerate(metrics):
             curves = [c for c in (run.series(name, x) for run in members) if len(c[0])]
             if not curves:
                 continue
             grid, center, low, high = stat_band(curves, stat, band, reps, seed)
             line_label = label if len(metrics) == 1 else f"{label}: {name.rsplit('/', 1)[-1]}"
-            (line,) = ax.plot(grid, center, label=f"{line_label} (n={len(curves)})")
+            style = ({"color": palette[index % len(palette)], "linestyle": ("-", "--", ":", "-.")[number % 4]}
+                     if styled else {})
+            (line,) = ax.plot(grid, center, label=f"{line_label} (n={len(curves)})", **style)
             ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel(x)
     ax.set_ylabel(metric if stat == "mean" else f"{metric} ({stat})")

@@ -150,3 +150,21 @@ def one_run_per_seed(runs: list[RunData], keys: Sequence[str],
                  + ", ".join(str(m.path) for m in members) + f"; counting one, {best.path} ({why}){note}")
     order = {id(run): i for i, run in enumerate(runs)}
     return sorted(kept, key=lambda run: order[id(run)])
+
+
+def with_counter(runs: list[RunData], metric: str, x: str) -> list[RunData]:
+    """``x`` = ``"a,b"``: each run reads its curve against the first of the counters it logs next to
+    ``metric`` (e.g. CoWorld's ``target_updates`` and an offline baseline's ``updates``), under the name
+    ``x``; a single name is returned as is."""
+    names = [name.strip() for name in x.split(",")]
+    if len(names) == 1:
+        return runs
+    out = []
+    for run in runs:
+        logged = [row for row in run.rows if row.get(metric) is not None]
+        name = next((n for n in names if any(row.get(n) is not None for row in logged)), None)
+        if name is None:
+            raise XferError(f"run {run.path} logs none of the counters {x!r} next to {metric}")
+        rows = [{**row, x: row[name]} if row.get(name) is not None else row for row in run.rows]
+        out.append(RunData(run.path, run.recipe, rows))
+    return out

@@ -142,3 +142,38 @@ def test_sweep_table_prints_every_status_including_unstyled_ones(tmp_path: Path)
     console.print(sweep_table(Sweep(tmp_path, "r.yaml", [], [], runs)))  # raised MarkupError for "in use"
     text = console.export_text()
     assert "in use" in text and "done" in text and "[bold]odd" in text
+
+
+def test_plot_draws_a_list_of_metrics_against_either_counter(tmp_path: Path, monkeypatch) -> None:
+    """``--metric a,b`` draws both per group (colour per group, style per metric) and ``--x a,b`` reads each
+    run against the first counter it logs (CoWorld's target_updates beside a baseline's updates)."""
+    for method, counter, slope in (("coworld", "target_updates", 2.0), ("dreamer", "updates", 1.0)):
+        for seed in range(2):
+            rundir = tmp_path / f"{method}-{seed}"
+            rundir.mkdir()
+            recipe = {"method": method, "seed": seed, "target": {"suite": "dmc", "task": "cartpole-swingup"}}
+            (rundir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+            rows = [{"step": u, counter: u, "value/estimate": slope * u, "value/true_return": 10.0}
+                    for u in (0, 50, 100)]
+            (rundir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    import matplotlib.axes
+
+    drawn: list[tuple[str, str, str, np.ndarray, np.ndarray]] = []
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, x, y, **kwargs):
+        drawn.append((kwargs["label"], kwargs.get("color"), kwargs.get("linestyle"), np.asarray(x),
+                      np.asarray(y)))
+        return original(self, x, y, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    plot_curves(find_runs([tmp_path]), "value/estimate,value/true_return", "target_updates,updates", "method",
+                tmp_path / "v.png")
+    labels = [d[0] for d in drawn]
+    assert labels == ["coworld: estimate (n=2)", "coworld: true_return (n=2)", "dreamer: estimate (n=2)",
+                      "dreamer: true_return (n=2)"]
+    assert drawn[0][1] == drawn[1][1] != drawn[2][1] == drawn[3][1]  # a colour per group
+    assert (drawn[0][2], drawn[1][2]) == ("-", "--")  # a line style per metric
+    x, y = drawn[0][3], drawn[0][4]
+    assert x[0] == 0 and x[-1] == 100 and np.allclose(y, 2.0 * x)
+    assert np.allclose(drawn[2][4], drawn[2][3]) and np.allclose(drawn[3][4], 10.0)
