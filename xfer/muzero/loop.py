@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from xfer.run.phase_clock import PhaseClock
+
 if TYPE_CHECKING:
     from xfer.envs.settings import EnvSettings
     from xfer.muzero.agent import MuZeroAgent, SelfPlay
@@ -247,6 +249,7 @@ class OnlineLoop:
         self.env_step, self.updates, self.episodes, self.next_log, self.actor_version = 0, 0, 0, 0, 0
         self.next_eval = 0 if eval_at_start else ctx.recipe.eval.every
         self.last_stats: dict[str, float] = {}
+        self.clock = PhaseClock()  # perf/selfplay_s, perf/train_s, perf/eval_s: where the run's time goes
 
     # -- state --
     def state_dict(self, step: int) -> dict[str, Any]:
@@ -258,7 +261,7 @@ class OnlineLoop:
         return {"agent": agent_state(self.learner.net, self.cfg, self.legal),
                 "learner": self.learner.state_dict(), "actor_net": self.actor_net.state_dict(),
                 "selfplay": self.selfplay.state_dict(), "replay_dir": replay_dir,
-                "counters": np.array(counters, np.int64),
+                "counters": np.array(counters, np.int64), "phase_seconds": self.clock.state_dict(),
                 **(self.extra_state() if self.extra_state else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -270,6 +273,7 @@ class OnlineLoop:
         self.replay.__dict__.update(loaded.__dict__)
         self.env_step, self.updates, self.next_eval, self.episodes, self.next_log = (
             int(x) for x in state["counters"])
+        self.clock.load_state_dict(state.get("phase_seconds", {}))  # absent in older checkpoints
         if self.env_step < self.settings.env_steps:
             from xfer.errors import XferError
 
@@ -319,7 +323,9 @@ class OnlineLoop:
             if self.next_eval <= self.env_step:
                 self.run_eval()
             temperature = visit_temperature(self.learner.train_step, cfg.training_steps, s.temperatures)
-            self._add(*self.selfplay.step(actor, temperature, ctx.rng))
+            with self.clock.phase("selfplay"):
+                played = self.selfplay.step(actor, temperature, ctx.rng)
+            self._add(*played)
             self.train()
             self._report()
             if self.env_step < s.env_steps and self._checkpoint_or_stop():
@@ -344,7 +350,9 @@ class OnlineLoop:
                 return True
             if self.next_eval <= self.env_step:
                 self.run_eval()
-            for games, returns in workers.receive():
+            with self.clock.phase("selfplay"):  # here: waiting for the workers' chunk
+                received = list(workers.receive())
+            for games, returns in received:
                 self._add(games, returns)
             if self.env_step < s.env_steps and self._checkpoint_or_stop():
                 return False
@@ -370,8 +378,8 @@ class OnlineLoop:
     def _report(self) -> None:
         ctx = self.ctx
         if self.env_step >= self.next_log and self.last_stats:
-            ctx.logger.log(self.offset + self.env_step, {k if "/" in k else f"{self.prefix}/{k}": v
-                                                         for k, v in self.last_stats.items()},
+            stats = {k if "/" in k else f"{self.prefix}/{k}": v for k, v in self.last_stats.items()}
+            ctx.logger.log(self.offset + self.env_step, {**stats, **self.clock.metrics()},
                            env_steps=self.env_step, updates=self.updates)
             self.next_log = self.env_step + ctx.recipe.logging.every
         ctx.progress.update(step=self.env_step, env_steps=self.env_step, updates=self.updates)
@@ -412,7 +420,8 @@ class OnlineLoop:
         if any_rank(self.replay.num_transitions < cfg.min_replay_size):  # several processes agree
             return
         while self.updates < updates_due(self.env_step, s.env_steps, cfg.training_steps):
-            self.last_stats = self.update()
+            with self.clock.phase("train"):
+                self.last_stats = self.update()
             self.updates += 1
             if self.updates % s.actor_update_interval == 0:
                 self.actor_net.load_state_dict(self.learner.net.state_dict())
@@ -425,7 +434,8 @@ class OnlineLoop:
         envs = [make_task_env(ctx, self.task, int(seeds[i]), self.settings.eval_env_options)
                 for i in range(min(self.settings.eval_envs, episodes))]
         try:
-            result = evaluate(self.agent(self.learner.net), envs, seeds)
+            with self.clock.phase("eval"):
+                result = evaluate(self.agent(self.learner.net), envs, seeds)
         finally:
             for env in envs:
                 env.close()
