@@ -5,6 +5,7 @@ on this CPU takes about a minute) a compiled training step computes what the eag
 from __future__ import annotations
 
 import copy
+import pickle
 
 import pytest
 import torch
@@ -23,10 +24,11 @@ def test_compile_wraps_steps_and_keeps_state_dict_keys(make_agent, tiny) -> None
     compiled.load_state_dict(eager.state_dict())  # checkpoints move between the two
 
 
-def test_deepcopy_of_a_compiled_rssm_steps_the_copy() -> None:
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copies_of_a_compiled_rssm_step_themselves(how: str) -> None:
     rssm = RSSM(embed_dim=8, act_dim=2, deter=6, stoch=2, classes=3, hidden=5)
     rssm.compile_steps()
-    twin = copy.deepcopy(rssm)
+    twin = copy.deepcopy(rssm) if how == "deepcopy" else pickle.loads(pickle.dumps(rssm))
     for name in RSSM.STEPS:
         # torch.compile keeps the function it wraps: each copy's step is bound to that copy
         assert getattr(twin, name)._torchdynamo_orig_callable.__self__ is twin
@@ -39,7 +41,15 @@ def test_deepcopy_of_a_compiled_rssm_steps_the_copy() -> None:
 
 
 @pytest.mark.slow
-def test_compiled_train_step_matches_eager(make_agent, batch) -> None:
+def test_compiled_agent_matches_eager_under_the_recompile_limit(make_agent, batch, monkeypatch) -> None:
+    """One world-model loss equal to the eager one (random ops drawn as eager draws them), then training,
+    acting greedily and exploring, and an open-loop video without exhausting dynamo's cache."""
+    import numpy as np
+    import torch._dynamo
+    import torch._inductor.config
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     cfg = DreamerConfig.from_preset("tiny", horizon=4)
     data = batch(size=4, length=8)
     eager = make_agent(cfg=cfg)
@@ -49,6 +59,16 @@ def test_compiled_train_step_matches_eager(make_agent, batch) -> None:
     loss_eager, _, _ = eager.world_model.loss(eager.to_tensors(data))
     torch.manual_seed(3)
     loss_compiled, _, _ = compiled.world_model.loss(compiled.to_tensors(data))
-    assert loss_compiled.item() == pytest.approx(loss_eager.item(), rel=1e-4)
-    metrics = compiled.train_step(data)
+    assert loss_compiled.item() == pytest.approx(loss_eager.item(), rel=1e-5)
+    for _ in range(2):
+        metrics = compiled.train_step(data)
     assert all(torch.isfinite(torch.as_tensor(value)) for value in metrics.values())
+    obs = {"image": np.zeros((2, 64, 64, 3), np.uint8), "is_first": np.array([True, True])}
+    state = None
+    for explore in (True, False, True):
+        _, state = compiled.act(obs, state, explore)
+        obs["is_first"] = np.array([False, False])
+    compiled.openloop_video(data, context=3, sequences=2)
+    for name in RSSM.STEPS:
+        entries = _debug_get_cache_entry_list(getattr(RSSM, name).__code__)
+        assert 0 < len(entries) < torch._dynamo.config.recompile_limit, name

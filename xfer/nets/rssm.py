@@ -24,9 +24,8 @@ embedding's share of the posterior layer and the whole prior head run batched ov
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -106,26 +105,30 @@ class RSSM(nn.Module):
     STEPS = ("_recur", "_posterior", "prior_stats")  # what :meth:`compile_steps` compiles
 
     def compile_steps(self) -> None:
-        """torch.compile the per-step functions (:attr:`STEPS`) of this instance. Each compiled function is
-        bound to this module, so a ``copy.deepcopy`` of it would call the original's: copies drop them and
-        compile again (``__deepcopy__``)."""
-        for name in self.STEPS:
-            setattr(self, name, torch.compile(getattr(type(self), name).__get__(self)))
+        """torch.compile the per-step functions (:attr:`STEPS`) of this instance, with dynamic shapes (they
+        run at the training batch, the imagination batch and the acting batch). Each compiled function is
+        bound to this module: copies and unpickled modules compile their own (``__getstate__`` drops them).
 
-    def __deepcopy__(self, memo: dict) -> RSSM:
-        compiled = all(name in self.__dict__ for name in self.STEPS)
-        saved = {name: self.__dict__.pop(name) for name in self.STEPS if name in self.__dict__}
-        try:
-            cls = type(self)
-            copied = cls.__new__(cls)
-            memo[id(self)] = copied
-            for key, value in self.__dict__.items():
-                copied.__dict__[key] = copy.deepcopy(value, memo)
-        finally:
-            self.__dict__.update(saved)
+        Every compiled RSSM's variants (grad mode, autocast, which inputs require grad; CoWorld's several
+        agents) are cached on the same code objects, so dynamo's per-function recompile limit is raised to 64
+        (its default, 8, was reached by one agent training, acting and drawing an open-loop video)."""
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        for name in self.STEPS:
+            setattr(self, name, torch.compile(getattr(type(self), name).__get__(self), dynamic=True))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        compiled = [name for name in self.STEPS if name in state]
+        state = {key: value for key, value in state.items() if key not in self.STEPS}
+        return {**state, "_compiled_steps": bool(compiled)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        compiled = state.pop("_compiled_steps", False)
+        super().__setstate__(state)
         if compiled:
-            copied.compile_steps()
-        return copied
+            self.compile_steps()
 
     @property
     def feat_dim(self) -> int:
