@@ -86,7 +86,7 @@ def plot_curves(runs: list[RunData], metric: str, x: str, group_by: str, out: Pa
                 reps: int = DEFAULT_REPS, seed: int = 0, warn: Warn | None = None) -> Path:
     metrics = list(dict.fromkeys(name for pattern in metric.split(",")
                                  for name in matching_metrics(runs, pattern.strip())))
-    runs = with_counter(runs, metrics[0], x)
+    runs = with_counter(runs, metrics, x)
     check_counter(runs, metrics, x)
     band = resolve_ci(stat, ci)
     runs = one_run_per_seed(runs, (group_by, "target.task"), warn)

@@ -177,3 +177,16 @@ def test_plot_draws_a_list_of_metrics_against_either_counter(tmp_path: Path, mon
     x, y = drawn[0][3], drawn[0][4]
     assert x[0] == 0 and x[-1] == 100 and np.allclose(y, 2.0 * x)
     assert np.allclose(drawn[2][4], drawn[2][3]) and np.allclose(drawn[3][4], 10.0)
+
+
+def test_either_counter_skips_runs_without_the_metrics_and_reads_any_listed_one(tmp_path: Path) -> None:
+    from xfer.results import RunData, with_counter
+
+    empty = RunData(tmp_path / "a", {}, [])
+    second_only = RunData(tmp_path / "b", {}, [{"updates": 5, "value/true_return": 1.0}])
+    metrics = ["value/estimate", "value/true_return"]
+    out = with_counter([empty, second_only], metrics, "target_updates,updates")
+    assert out[0].rows == [] and out[1].rows[0]["target_updates,updates"] == 5
+    with pytest.raises(XferError, match="none of the counters"):
+        with_counter([RunData(tmp_path / "c", {}, [{"step": 1, "value/estimate": 1.0}])], "value/estimate",
+                     "target_updates,updates")

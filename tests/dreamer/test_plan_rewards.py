@@ -18,7 +18,7 @@ def test_constant_reward_head_gives_that_reward_for_every_plan(make_agent, batch
     with torch.no_grad():
         head.weight.zero_()
         head.bias.fill_(0.75)
-    out = plan_rewards(agent, batch(act_dim=2, size=2, length=4), horizon=3)
+    out = plan_rewards(agent, batch(act_dim=2, size=2, length=4))
     assert set(out) == {"actor", "actor_action_mean", "low", "high", "zero", "random"}
     for name in ("actor", "low", "high", "zero", "random"):
         assert abs(out[name] - 0.75) < 1e-6, name
@@ -40,9 +40,9 @@ def test_plans_feed_their_actions_and_average_over_steps(make_agent, batch) -> N
     steps: list[torch.Tensor] = []
     agent.world_model.reward = lambda feat, cond=None: steps.append(feat[..., rssm.stoch_dim]) or feat[
         ..., rssm.stoch_dim]  # type: ignore[method-assign]
-    horizon, rows = 3, 2 * 4
+    horizon, rows = agent.cfg.horizon, 2 * 4
     plans = {"high": fixed_plans(2, False)["high"], "random": fixed_plans(2, False)["random"]}
-    out = plan_rewards(agent, batch(act_dim=2, size=2, length=4), horizon=horizon, plans=plans)
+    out = plan_rewards(agent, batch(act_dim=2, size=2, length=4), plans=plans)
     high = seen[-2 * horizon:-horizon]
     assert all(a.shape == (rows, 2) and torch.equal(a, torch.ones(rows, 2)) for a in high)
     random = torch.cat(seen[-horizon:])

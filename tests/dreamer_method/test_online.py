@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from dreamer_helpers import TINY_TRAIN, assert_same_learner, latest, write_recipe
 from rich.console import Console
 
@@ -59,6 +60,7 @@ def test_state_only_run_without_rendering(workdir: Path, tmp_path: Path) -> None
     import pytest
 
     from xfer.data.episode import episode_files, load_episode
+    from xfer.dreamer.plan_rewards import run_plan_rewards
     from xfer.errors import XferError
 
     train = {**TINY_TRAIN, "sampling": "stream"}  # sequences across episode boundaries, end to end
@@ -70,6 +72,9 @@ def test_state_only_run_without_rendering(workdir: Path, tmp_path: Path) -> None
     assert not (rundir / "videos").exists()
     stored = load_episode(episode_files(rundir / "replay")[0])
     assert "image" not in stored and stored["state"].shape[1] == 5
+    beliefs = run_plan_rewards(rundir, batches=1)  # the diagnostic reads the run's own observation keys
+    assert {"actor", "low", "high", "zero", "random"} <= set(beliefs)
+    assert all(np.isfinite(value) for value in beliefs.values())
     result = evaluate_run(rundir, episodes=1, video=None, explore=False, seed=0, device="cpu",
                           console=Console(quiet=True))
     assert result["eval/return"] > 0

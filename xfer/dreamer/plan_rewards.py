@@ -9,11 +9,14 @@ an exploration failure, not an optimisation one. Comparing the numbers with the 
 for the same plans (``benchmarks/policy_baselines.py``) separates "the model does not know" from "the model
 is wrong".
 
-    python -m xfer.dreamer.plan_rewards RUN_OR_CHECKPOINT [--batches 3] [--horizon 15] [--json]
+    python -m xfer.dreamer.plan_rewards RUN_OR_CHECKPOINT [--batches 3] [--seed 0] [--json]
 
 works for any run whose agent is a Dreamer agent and whose run directory keeps its online replay
 (``dreamer``, ``vid2act``). Continuous actions: plans ``low`` (every entry −1), ``high`` (+1), ``zero`` and
-``random`` (uniform on [−1, 1]); discrete actions: one constant plan per action and ``random``.
+``random`` (uniform on [−1, 1]); discrete actions: one constant plan per action and ``random``. Every plan
+runs for the agent's imagination horizon, as the actor's own rollout does. The reward is the reward head's
+mean (what the model believes), not a method's training reward (Offline DV2's ensemble penalty, CoWorld's
+relabelling).
 """
 
 from __future__ import annotations
@@ -49,13 +52,17 @@ def fixed_plans(act_dim: int, discrete: bool) -> dict[str, Plan]:
 
 
 @torch.no_grad()
-def plan_rewards(agent: Any, batch: Mapping[str, Any], horizon: int = 15, seed: int = 0,
+def plan_rewards(agent: Any, batch: Mapping[str, Any], seed: int = 0,
                  plans: Mapping[str, Plan] | None = None) -> dict[str, float]:
-    """Mean imagined reward per step over ``horizon`` steps from every posterior state of ``batch`` ([B, L]
-    of the agent's replay): ``actor`` (the agent's own imagination, sampled actions, the behaviour update's
-    horizon), ``actor_action_mean`` (its mean action, continuous only), and one entry per plan (default
+    """Mean imagined reward per step over the agent's horizon from every posterior state of ``batch`` ([B, L]
+    of the agent's replay): ``actor`` (the agent's own imagination, sampled actions), ``actor_action_mean``
+    (continuous only: the mean of those sampled actions over steps, states and action entries — an actor
+    saturated at +1 on one entry and −1 on another shows 0), and one entry per plan (default
     :func:`fixed_plans`). Methods that register world-model terms (Vid2Act's distillation, which selects the
-    label its actor reads) have them run first, as an update would."""
+    label its actor reads) have them run first, as an update would. ``seed`` seeds torch (the latent and
+    action samples) and the random plan."""
+    torch.manual_seed(seed)
+    horizon = agent.cfg.horizon
     wm = agent.world_model
     data = agent.to_tensors(batch)
     out = wm.observe(data)
@@ -79,7 +86,7 @@ def plan_rewards(agent: Any, batch: Mapping[str, Any], horizon: int = 15, seed: 
     return result
 
 
-def run_plan_rewards(target: Path, batches: int = 3, horizon: int = 15, seed: int = 0) -> dict[str, float]:
+def run_plan_rewards(target: Path, batches: int = 3, seed: int = 0) -> dict[str, float]:
     """:func:`plan_rewards` averaged over ``batches`` replay batches of a run (its newest checkpoint, or the
     checkpoint file ``target``), at the run's batch shape."""
     from rich.console import Console
@@ -97,11 +104,12 @@ def run_plan_rewards(target: Path, batches: int = 3, horizon: int = 15, seed: in
     if not (rundir / "replay").is_dir():
         raise XferError(f"{str(rundir)!r} keeps no online replay (replay/) to start imagination from",
                         hint="use a dreamer or vid2act run directory")
-    sample = replay_batches(ReplayBuffer(rundir / "replay", readonly=True), *batch_shape(run.recipe))
+    inputs = getattr(run.recipe.config, "inputs", ("image",))  # the observation keys the world model reads
+    sample = replay_batches(ReplayBuffer(rundir / "replay", readonly=True), *batch_shape(run.recipe), inputs)
     rng = np.random.default_rng(seed)
     totals: dict[str, float] = {}
     for index in range(batches):
-        for name, value in plan_rewards(agent, sample(rng), horizon, seed + index).items():
+        for name, value in plan_rewards(agent, sample(rng), seed + index).items():
             totals[name] = totals.get(name, 0.0) + value / batches
     return {"checkpoint_step": float(run.step), **totals}
 
@@ -122,7 +130,6 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", type=Path, help="run directory or a checkpoint file inside one")
     parser.add_argument("--batches", type=int, default=3)
-    parser.add_argument("--horizon", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -130,7 +137,7 @@ def main() -> None:
     from xfer.errors import XferError
 
     try:
-        result = run_plan_rewards(args.target, args.batches, args.horizon, args.seed)
+        result = run_plan_rewards(args.target, args.batches, args.seed)
     except XferError as error:  # one line and exit code 2, as the CLI's errors
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -249,7 +249,9 @@ class OnlineLoop:
         self.env_step, self.updates, self.episodes, self.next_log, self.actor_version = 0, 0, 0, 0, 0
         self.next_eval = 0 if eval_at_start else ctx.recipe.eval.every
         self.last_stats: dict[str, float] = {}
-        self.clock = PhaseClock()  # perf/selfplay_s, perf/train_s, perf/eval_s: where the run's time goes
+        # perf/selfplay_s (with self-play workers: the time spent waiting for them), perf/train_s (reanalyse
+        # and updates), perf/eval_s: where the run's time goes, logged with the training and evaluation rows
+        self.clock = PhaseClock()
 
     # -- state --
     def state_dict(self, step: int) -> dict[str, Any]:
@@ -431,15 +433,16 @@ class OnlineLoop:
         ctx = self.ctx
         episodes = ctx.recipe.eval.episodes
         seeds = ctx.rng.integers(2**31, size=episodes)
-        envs = [make_task_env(ctx, self.task, int(seeds[i]), self.settings.eval_env_options)
-                for i in range(min(self.settings.eval_envs, episodes))]
-        try:
-            with self.clock.phase("eval"):
+        with self.clock.phase("eval"):
+            envs = [make_task_env(ctx, self.task, int(seeds[i]), self.settings.eval_env_options)
+                    for i in range(min(self.settings.eval_envs, episodes))]
+            try:
                 result = evaluate(self.agent(self.learner.net), envs, seeds)
-        finally:
-            for env in envs:
-                env.close()
-        ctx.logger.log(self.offset + self.env_step, result, env_steps=self.env_step)
+            finally:
+                for env in envs:
+                    env.close()
+        ctx.logger.log(self.offset + self.env_step, {**result, **self.clock.metrics()},
+                       env_steps=self.env_step)
         ctx.progress.update(**{"return": result["eval/return"]})
         self.next_eval = self.env_step + ctx.recipe.eval.every
         return result
