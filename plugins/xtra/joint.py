@@ -39,6 +39,7 @@ def split_losses(joint: Losses, sizes: Sequence[int]) -> list[Losses]:
         part = slice(start, start + size)
         terms = {name: values[part].mean() for name, values in joint.per_sample.items()}
         out.append(Losses(**terms, priorities=joint.priorities[part],
-                          per_sample={name: values[part] for name, values in joint.per_sample.items()}))
+                          per_sample={name: values[part] for name, values in joint.per_sample.items()},
+                          diagnostics={name: values[part] for name, values in joint.diagnostics.items()}))
         start += size
     return out

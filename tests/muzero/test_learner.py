@@ -124,7 +124,7 @@ def test_loss_diagnostics_hand_computed() -> None:
     # two legal actions in rows 0-1 (one of them a sure target), three in rows 2-3 (uniform over the legal)
     policy = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]])
     legal = torch.tensor([[True, True, False], [True, True, False], [True, True, True], [True, True, True]])
-    out = loss_diagnostics(weights, unweighted, policy, legal)
+    out = {name: value.mean() for name, value in loss_diagnostics(weights, unweighted, policy, legal).items()}
     assert out["weight_mean"].item() == pytest.approx(0.5)
     assert out["raw_policy"].item() == pytest.approx(2.0) and out["raw_value"].item() == pytest.approx(1.0)
     ln2, ln3 = np.log(2), np.log(3)

@@ -78,7 +78,13 @@ def test_default_balance_is_one_mean_over_the_joint_batch(make_update) -> None:
     joint = learner.losses(concat_batches(batches))
     per_task = split_losses(joint, [4, 2, 2])
     assert weighted_total(per_task, update.weights()).item() == pytest.approx(joint.total.item(), rel=1e-6)
+    # the logged diagnostics split with the terms: the slices' size-weighted means are the joint batch's
+    for name, value in joint.as_dict().items():
+        if name.startswith(("raw_", "weight_mean", "target_policy", "uniform_policy")):
+            parts = [loss.as_dict()[name] for loss in per_task]
+            assert (4 * parts[0] + 2 * parts[1] + 2 * parts[2]) / 8 == pytest.approx(value, rel=1e-5), name
     stats = update()
+    assert "weight_mean" in stats and "raw_policy" in stats  # the target task's, logged by Stage 2
     offline = stats["xtra/offline/shooter/total"] + stats["xtra/offline/maze/total"]
     assert stats["total"] == pytest.approx(0.5 * stats["target_total"] + 0.25 * offline, rel=1e-6)
 

@@ -87,10 +87,11 @@ class Losses:
 
     ``per_sample`` holds the same five quantities per position (``[B]``, importance-weighted, before the
     mean), so a joint batch of several tasks can be split into per-task losses of one forward pass (XTRA).
-    ``diagnostics`` (logged, never optimised): the batch mean of the importance weights ``weight_mean``
-    (prioritised replay scales every term of an update by it), each term's unweighted mean ``raw_<term>``,
-    and the entropy of the root policy targets ``target_policy_entropy`` against a uniform policy's over the
-    legal actions ``uniform_policy_entropy`` (nats): targets near uniform teach the policy nothing.
+    ``diagnostics`` (per position ``[B]``, logged as batch means, never optimised): the importance weights
+    ``weight_mean`` (prioritised replay scales every term of an update by their mean), each term unweighted
+    ``raw_<term>``, and the entropy of the root policy targets ``target_policy_entropy`` against a uniform
+    policy's over the legal actions ``uniform_policy_entropy`` (nats): targets near uniform teach the policy
+    nothing. Per position, so XTRA's joint batch splits them per task as it splits the terms.
     """
 
     value: torch.Tensor
@@ -105,20 +106,19 @@ class Losses:
     def as_dict(self) -> dict[str, float]:
         names = ("value", "reward", "policy", "consistency", "total")
         terms = {k: float(getattr(self, k).detach()) for k in names}
-        return {**terms, **{k: float(v) for k, v in self.diagnostics.items()}}
+        return {**terms, **{k: float(v.mean()) for k, v in self.diagnostics.items()}}
 
 
 @torch.no_grad()
 def loss_diagnostics(weights: torch.Tensor, unweighted: dict[str, torch.Tensor], root_policy: torch.Tensor,
                      legal: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What :class:`Losses` logs beside the terms (its ``diagnostics``): ``weights`` [B], the per-sample
-    unweighted terms [B], the root policy targets [B, A] and the legal actions [B, A]."""
+    """What :class:`Losses` logs beside the terms (its ``diagnostics``, per position): from ``weights`` [B],
+    the per-sample unweighted terms [B], the root policy targets [B, A] and the legal actions [B, A]."""
     target = root_policy.float()
     entropy = -(target * torch.log(target.clamp_min(1e-12))).sum(-1)
-    return {"weight_mean": weights.float().mean(),
-            **{f"raw_{name}": term.detach().float().mean() for name, term in unweighted.items()},
-            "target_policy_entropy": entropy.mean(),
-            "uniform_policy_entropy": torch.log(legal.sum(-1).float()).mean()}
+    return {"weight_mean": weights.float(),
+            **{f"raw_{name}": term.detach().float() for name, term in unweighted.items()},
+            "target_policy_entropy": entropy, "uniform_policy_entropy": torch.log(legal.sum(-1).float())}
 
 
 def weighted_total(losses: Sequence[Losses], weights: Sequence[float]) -> torch.Tensor:
