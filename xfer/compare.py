@@ -1,7 +1,9 @@
 """``xfer compare``: groups of runs (``--by method``) compared the way Agarwal et al. (NeurIPS 2021) ask.
 
 For every group: the IQM over seeds × tasks with its 95 % stratified-bootstrap interval, at the final point
-(each run's mean of its last ``K`` logged values) and as the normalised area under the curve. For every pair
+(each run's mean of its last ``K`` points of the curve against ``x``, where evaluations logged at one ``x``
+are one point, their mean: CoWorld's two evaluations of one target agent) and as the normalised area under
+the curve. For every pair
 ``X, Y`` (in the order the groups first appear): ``IQM(X) − IQM(Y)`` with its interval (both groups
 resampled independently, within tasks) and the probability of improvement ``P(X > Y)``
 (:mod:`xfer.stats`).
@@ -30,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from xfer.errors import XferError
-from xfer.plot import final_value
 from xfer.results import RunData, check_counter, matching_metrics, one_run_per_seed, with_counter
 from xfer.stats import DEFAULT_REPS, aggregate, difference_interval, interval, probability_of_improvement
 
@@ -112,8 +113,8 @@ def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: 
     all_xs = [xs for s in series.values() for per_task in s for xs, _ in per_task]
     start, end = max(float(xs[0]) for xs in all_xs), min(float(xs[-1]) for xs in all_xs)
     scores: dict[str, dict[str, np.ndarray]] = {}
-    for name, by_task in groups.items():
-        final = [[final_value(run, metric, last) for run in by_task[t]] for t in tasks]
+    for name in groups:
+        final = [[float(np.mean(ys[-last:])) for _, ys in per_task] for per_task in series[name]]
         auc = [[normalised_auc(xs, ys, start, end) for xs, ys in per_task] for per_task in series[name]]
         scores[name] = {"final": np.array(final, dtype=float).T, "auc": np.array(auc, dtype=float).T}
     report: dict[str, Any] = {

@@ -185,6 +185,24 @@ def test_points_at_one_counter_value_are_averaged(tmp_path: Path) -> None:
     assert normalised_auc(xs, ys, 0.0, 20.0) == pytest.approx(27.5)
 
 
+def test_final_point_merges_evaluations_at_the_last_counter_value(tmp_path: Path) -> None:
+    """CoWorld's two evaluations at its last ``target_updates`` are one final point, their mean (the last
+    logged value alone was used before)."""
+    for method, last_pair in (("coworld", (161.0, 226.0)), ("dreamer", (150.0,))):
+        for seed in range(2):
+            rows = [{"target_updates": 10, "eval/return": 100.0}]
+            rows += [{"target_updates": 20, "eval/return": value + seed} for value in last_pair]
+            rundir = tmp_path / f"{method}{seed}"
+            rundir.mkdir()
+            recipe = {"method": method, "seed": seed, "target": {"suite": "dmc", "task": "t"}}
+            (rundir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+            (rundir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = compare_runs(find_runs([tmp_path]), "eval/return", x="target_updates", force=True)
+    finals = {g["name"]: g["final"]["iqm"] for g in report["groups"]}
+    assert finals["coworld"] == pytest.approx((161 + 226) / 2 + 0.5)  # IQM of 193.5 and 194.5
+    assert finals["dreamer"] == pytest.approx(150.5)
+
+
 def test_table_counts_seeds_not_copies_and_keeps_the_newest_finished(tmp_path: Path) -> None:
     now = time.time()
     write_run(tmp_path / "copy1", "dreamer", "t", 0, 1.0, status={"status": "done", "finished": now - 20})
