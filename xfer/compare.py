@@ -100,7 +100,7 @@ def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: 
     """The comparison as a plain dict (what ``--format json`` prints)."""
     if matching_metrics(runs, metric) != [metric]:
         raise XferError(f"compare takes one metric, not the pattern {metric!r}", hint="name it exactly")
-    runs = with_counter(runs, metric, x)
+    runs = with_counter(runs, [metric], x)
     check_counter(runs, [metric], x)
     if upto is not None:
         runs = [cut_at(run, x, upto) for run in runs]

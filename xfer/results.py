@@ -152,7 +152,7 @@ def one_run_per_seed(runs: list[RunData], keys: Sequence[str],
     return sorted(kept, key=lambda run: order[id(run)])
 
 
-def with_counter(runs: list[RunData], metrics: str | list[str], x: str) -> list[RunData]:
+def with_counter(runs: list[RunData], metrics: Sequence[str], x: str) -> list[RunData]:
     """``x`` = ``"a,b"``: each run reads its curves against the first of the counters it logs next to any of
     ``metrics`` (e.g. CoWorld's ``target_updates`` and an offline baseline's ``updates``), under the name
     ``x``; a single name is returned as is. A run that logs none of ``metrics`` is left as it is (it has no
@@ -160,16 +160,15 @@ def with_counter(runs: list[RunData], metrics: str | list[str], x: str) -> list[
     names = [name.strip() for name in x.split(",")]
     if len(names) == 1:
         return runs
-    wanted = [metrics] if isinstance(metrics, str) else list(metrics)
     out = []
     for run in runs:
-        logged = [row for row in run.rows if any(row.get(m) is not None for m in wanted)]
+        logged = [row for row in run.rows if any(row.get(m) is not None for m in metrics)]
         if not logged:
             out.append(run)
             continue
         name = next((n for n in names if any(row.get(n) is not None for row in logged)), None)
         if name is None:
-            raise XferError(f"run {run.path} logs none of the counters {x!r} next to {', '.join(wanted)}")
+            raise XferError(f"run {run.path} logs none of the counters {x!r} next to {', '.join(metrics)}")
         rows = [{**row, x: row[name]} if row.get(name) is not None else row for row in run.rows]
         out.append(RunData(run.path, run.recipe, rows))
     return out

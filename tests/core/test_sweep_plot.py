@@ -188,5 +188,5 @@ def test_either_counter_skips_runs_without_the_metrics_and_reads_any_listed_one(
     out = with_counter([empty, second_only], metrics, "target_updates,updates")
     assert out[0].rows == [] and out[1].rows[0]["target_updates,updates"] == 5
     with pytest.raises(XferError, match="none of the counters"):
-        with_counter([RunData(tmp_path / "c", {}, [{"step": 1, "value/estimate": 1.0}])], "value/estimate",
+        with_counter([RunData(tmp_path / "c", {}, [{"step": 1, "value/estimate": 1.0}])], ["value/estimate"],
                      "target_updates,updates")

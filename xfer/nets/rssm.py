@@ -120,9 +120,8 @@ class RSSM(nn.Module):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        compiled = [name for name in self.STEPS if name in state]
-        state = {key: value for key, value in state.items() if key not in self.STEPS}
-        return {**state, "_compiled_steps": bool(compiled)}
+        plain = {key: value for key, value in state.items() if key not in self.STEPS}
+        return {**plain, "_compiled_steps": len(plain) < len(state)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         compiled = state.pop("_compiled_steps", False)
