@@ -14,7 +14,8 @@ concatenated to the features at the decoder input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,20 @@ def image_to_float(image: Tensor) -> Tensor:
     if image.dtype != torch.uint8:
         raise TypeError(f"images must arrive as uint8, got {image.dtype} (the model normalises them)")
     return image.float() / 255.0 - 0.5
+
+
+def image_nll(recon: Tensor, image: Tensor) -> Tensor:
+    """The image term of DreamerV2 Eq. 2: −log N(x; x̂, 1) up to its constant, ½·Σ_{C,H,W} (x̂ − x)², averaged
+    over the leading axes. ``recon`` [..., C, H, W] float, ``image`` the uint8 frames [..., H, W, C]."""
+    target = image_to_float(image).movedim(-1, -3)
+    return 0.5 * (recon - target).square().sum((-3, -2, -1)).mean()
+
+
+@functools.cache
+def compiled_image_nll() -> Callable[[Tensor, Tensor], Tensor]:
+    """:func:`image_nll` through ``torch.compile`` (one fused loop over the B·L frames in each direction
+    instead of five full-size eager passes: about a third of its time on the CPU); built once per process."""
+    return torch.compile(image_nll, dynamic=True)
 
 
 def float_to_image(image: Tensor) -> Tensor:
@@ -113,12 +128,13 @@ class ObsDecoder(nn.Module):
         return out
 
     @staticmethod
-    def loss(recon: Mapping[str, Tensor], obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Negative log-likelihood per key (mean over batch/time, sum over the observation's dims)."""
+    def loss(recon: Mapping[str, Tensor], obs: Mapping[str, Tensor], compiled: bool = False
+             ) -> dict[str, Tensor]:
+        """Negative log-likelihood per key (mean over batch/time, sum over the observation's dims);
+        ``compiled`` computes the image term with :func:`compiled_image_nll` (``model.compile``)."""
         losses = {}
         if "image" in recon:
-            target = image_to_float(obs["image"]).movedim(-1, -3)
-            losses["image"] = 0.5 * (recon["image"] - target).square().sum((-3, -2, -1)).mean()
+            losses["image"] = (compiled_image_nll() if compiled else image_nll)(recon["image"], obs["image"])
         if "state" in recon:
             losses["state"] = 0.5 * (recon["state"] - obs["state"].float()).square().sum(-1).mean()
         return losses
