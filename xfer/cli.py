@@ -234,6 +234,9 @@ def table(
     group_by: Annotated[str, typer.Option(help="recipe key for the columns")] = "method",
     rows: Annotated[str, typer.Option(help="recipe key for the rows")] = "target.task",
     last: Annotated[int, typer.Option(help="average each run's last K values")] = 1,
+    x: Annotated[str | None, typer.Option(
+        help="count the values as points against this counter, as compare does: values logged at one x are "
+             "one point ('a,b': each run uses the first it logs)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="md | csv")] = "md",
     stat: StatOption = "mean",
     ci: Annotated[str, typer.Option(help="none (the mean shows ± std) | bootstrap (95 % stratified "
@@ -247,7 +250,7 @@ def table(
 
     if fmt not in ("md", "csv"):
         raise XferError(f"unknown format {fmt!r}: use md or csv")
-    row_names, cols, cells = final_table(find_runs(paths), metric, group_by, rows, last, warn=_warn)
+    row_names, cols, cells = final_table(find_runs(paths), metric, group_by, rows, last, warn=_warn, x=x)
     print(format_table(row_names, cols, cells, fmt, rows, stat=stat, ci=ci, reps=reps, seed=seed), end="")
 
 

@@ -126,18 +126,28 @@ def plot_curves(runs: list[RunData], metric: str, x: str, group_by: str, out: Pa
     return out
 
 
-def final_value(run: RunData, metric: str, last: int) -> float | None:
-    values = [r[metric] for r in run.rows if r.get(metric) is not None]
+def final_value(run: RunData, metric: str, last: int, x: str | None = None) -> float | None:
+    """Mean of the run's last ``last`` values of ``metric``; with a counter ``x``, of the last ``last`` points
+    of its curve against ``x`` (:meth:`RunData.series`: values logged at one ``x`` are one point, as
+    ``xfer compare`` counts them)."""
+    if x is None:
+        values = [r[metric] for r in run.rows if r.get(metric) is not None]
+    else:
+        values = list(run.series(metric, x)[1])
     return float(np.mean(values[-last:])) if values else None
 
 
 def final_table(runs: list[RunData], metric: str, group_by: str, rows_by: str, last: int = 1,
-                warn: Warn | None = None) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
-    """Cells ``(row, column) → per-seed final values`` (mean of each run's last ``last`` values), one run
-    per seed (duplicates are warned about, the newest finished one is kept)."""
+                warn: Warn | None = None, x: str | None = None
+                ) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
+    """Cells ``(row, column) → per-seed final values`` (mean of each run's last ``last`` values, or points
+    against the counter ``x``: ``"a,b"`` reads each run against the first it logs), one run per seed
+    (duplicates are warned about, the newest finished one is kept)."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+    if x is not None:
+        runs = with_counter(runs, [metric], x)
     for run in one_run_per_seed(runs, (rows_by, group_by), warn):
-        value = final_value(run, metric, last)
+        value = final_value(run, metric, last, x)
         if value is not None:
             cells[(run.key(rows_by), run.key(group_by))].append(value)
     if not cells:

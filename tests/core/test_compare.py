@@ -201,6 +201,14 @@ def test_final_point_merges_evaluations_at_the_last_counter_value(tmp_path: Path
     finals = {g["name"]: g["final"]["iqm"] for g in report["groups"]}
     assert finals["coworld"] == pytest.approx((161 + 226) / 2 + 0.5)  # IQM of 193.5 and 194.5
     assert finals["dreamer"] == pytest.approx(150.5)
+    runs = find_runs([tmp_path])
+    _, _, cells = final_table(runs, "eval/return", "method", "target.task", x="target_updates")
+    assert sorted(cells[("t", "coworld")]) == pytest.approx([193.5, 194.5])  # the table agrees with compare
+    _, _, raw = final_table(find_runs([tmp_path]), "eval/return", "method", "target.task")
+    assert sorted(raw[("t", "coworld")]) == [226.0, 227.0]  # without --x: the last logged value
+    result = xfer(["table", str(tmp_path), "--x", "updates,target_updates", "--format", "csv"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("t,194.0,")  # mean of 193.5 and 194.5
 
 
 def test_table_counts_seeds_not_copies_and_keeps_the_newest_finished(tmp_path: Path) -> None:
