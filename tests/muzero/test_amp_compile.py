@@ -79,6 +79,34 @@ def test_cpu_amp_is_the_learners_only() -> None:
     assert all(torch.equal(a, b) for a, b in zip(*outputs, strict=True))
 
 
+def test_large_batch_inference_runs_the_representation_in_bf16_and_the_heads_in_float32() -> None:
+    """Reanalyse's initial inference (``large_batch``) with ``amp`` on the CPU: the representation's
+    convolutions see bf16, the prediction head float32 (its value logits too), the outputs are float32 and
+    close to the float32 ones; without ``amp`` it is the plain inference, bit for bit."""
+    batch = synthetic_batch(EfficientZeroConfig.model_validate(TINY), 8)
+    outputs = {}
+    for amp in (False, True):
+        net = learner(amp=amp).net.eval()
+        obs = batch.obs[:, :net.cfg.obs_channels]
+        seen: dict[str, set[torch.dtype]] = {"conv": set(), "head": set()}
+        conv = next(m for m in net.representation.modules() if isinstance(m, torch.nn.Conv2d))
+        head = net.prediction
+        hooks = [conv.register_forward_hook(lambda m, i, o, seen=seen: seen["conv"].add(o.dtype)),
+                 head.register_forward_hook(lambda m, i, o, seen=seen: seen["head"].add(o[1].dtype))]
+        root = net.initial_inference(obs, large_batch=True)
+        for hook in hooks:
+            hook.remove()
+        want = torch.bfloat16 if amp else torch.float32
+        assert seen == {"conv": {want}, "head": {torch.float32}}
+        assert all(t.dtype == torch.float32 for t in (root.latent, root.value, root.policy_logits))
+        if not amp:
+            plain = net.initial_inference(obs)
+            assert torch.equal(root.value, plain.value) and torch.equal(root.latent, plain.latent)
+        outputs[amp] = root
+    assert torch.allclose(outputs[True].value, outputs[False].value, rtol=0.05, atol=0.05)
+    assert torch.allclose(outputs[True].policy_logits, outputs[False].policy_logits, rtol=0.05, atol=0.05)
+
+
 def test_loss_terms_are_float32_from_bf16_outputs() -> None:
     """The loss terms of bf16 network outputs (``amp``) are computed in float32: equal, to float32 precision,
     to a float64 computation on the same bf16 values. A log-softmax over the support or a normalisation done

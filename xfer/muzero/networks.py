@@ -247,11 +247,21 @@ class EfficientZeroNet(nn.Module):
         return zeros, zeros.clone()
 
     @torch.no_grad()
-    def initial_inference(self, obs: torch.Tensor) -> Inference:
-        """h and f of a batch of stacked observations; float32 out whatever ``amp`` (see the module doc)."""
-        with autocast(self.cfg.amp, obs.device):
-            latent = self.represent(obs)
-            logits, value_logits = self.prediction(latent)
+    def initial_inference(self, obs: torch.Tensor, large_batch: bool = False) -> Inference:
+        """h and f of a batch of stacked observations; float32 out whatever ``amp`` (see the module doc).
+
+        ``large_batch`` (reanalyse's hundreds of observations per update): with ``amp`` the representation's
+        convolutions run under bf16 autocast on the CPU as well, where at such batches they take about half
+        the float32 time, and the heads run in float32 on its float32 latent, so the values are decoded from
+        float32 logits."""
+        if large_batch:
+            with autocast(self.cfg.amp, obs.device, cpu=True):
+                latent = self.represent(obs)
+            logits, value_logits = self.prediction(latent.float())
+        else:
+            with autocast(self.cfg.amp, obs.device):
+                latent = self.represent(obs)
+                logits, value_logits = self.prediction(latent)
         batch = latent.shape[0]
         return Inference(latent.float(), self.initial_hidden(batch), torch.zeros(batch, device=latent.device),
                          support_to_scalar(value_logits), logits.float())

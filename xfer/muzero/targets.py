@@ -17,7 +17,6 @@ n-step bootstrapped or directly predicted values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,13 +110,15 @@ def nstep_value_targets(rewards: np.ndarray, t: int, unroll: int, td_steps: int,
     return (base + scale * np.asarray(bootstrap_values, np.float64)).astype(np.float32)
 
 
-def _chunked(fn: Callable[[torch.Tensor], Inference], obs: np.ndarray, chunk: int,
-             device: torch.device) -> list[Inference]:
-    return [fn(torch.as_tensor(obs[i:i + chunk], device=device)) for i in range(0, len(obs), chunk)]
+def _chunked(net: EfficientZeroNet, obs: np.ndarray, chunk: int, device: torch.device) -> list[Inference]:
+    """Initial inference of reanalyse's observations, ``chunk`` at a time (bf16 with ``amp``, see
+    :meth:`EfficientZeroNet.initial_inference`'s ``large_batch``)."""
+    return [net.initial_inference(torch.as_tensor(obs[i:i + chunk], device=device), large_batch=True)
+            for i in range(0, len(obs), chunk)]
 
 
 def _network_values(net: EfficientZeroNet, obs: np.ndarray, chunk: int) -> np.ndarray:
-    outputs = _chunked(net.initial_inference, obs, chunk, next(net.parameters()).device)
+    outputs = _chunked(net, obs, chunk, next(net.parameters()).device)
     return np.concatenate([o.value.cpu().numpy() for o in outputs])
 
 
@@ -127,7 +128,7 @@ def _network_policies(source: TargetSource, obs: np.ndarray, legal: np.ndarray, 
     net = source.net
     device = next(net.parameters()).device
     out = []
-    for i, root in enumerate(_chunked(net.initial_inference, obs, chunk, device)):
+    for i, root in enumerate(_chunked(net, obs, chunk, device)):
         mask = legal[i * chunk:i * chunk + chunk]
         if source.policy_mode == "mcts":
             out.append(run_mcts(net, root, mask, cfg, rng, add_noise=source.mcts_noise).policy())
