@@ -8,8 +8,11 @@ untimed steps and ``--steps`` timed ones on random data; the 1-minute load avera
 
     python benchmarks/dreamer_vs_sheeprl.py --shapes paper --reps 3
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --reps 3 --json cpu_shapes.json
-    # before/after of a change: an older xfer tree (git archive <commit> xfer | tar -x -C /tmp/xfer_old)
+    # before/after of a change: an older xfer tree (git archive <commit> xfer | tar -x -C /tmp/xfer_old),
+    # run with the switches of --src-variant (fp32 by default)
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --xfer-src before=/tmp/xfer_old
+    python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --amp --compile --xfer-src before=/tmp/xfer_old \\
+        --src-variant amp_compile --sheeprl-precision bf16-mixed
     # bf16 autocast on both sides as well (xfer ``model.amp``, sheeprl ``fabric.precision=bf16-mixed``)
     python benchmarks/dreamer_vs_sheeprl.py --shapes cpu --amp --sheeprl-precision bf16-mixed
     # and xfer's torch.compile (model.compile) on top of bf16
@@ -102,6 +105,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--xfer-src", action="append", default=[],
                         help="label=path of another xfer source tree to time as well (before/after)")
+    parser.add_argument("--src-variant", choices=("fp32", "amp", "amp_compile"), default="fp32",
+                        help="the switches the --xfer-src trees run with")
     parser.add_argument("--sheeprl-python", default="/work/venvs/sheeprl/bin/python")
     parser.add_argument("--no-sheeprl", action="store_true")
     parser.add_argument("--amp", action="store_true", help="also time xfer with model.amp (bf16 autocast)")
@@ -115,7 +120,9 @@ def main() -> None:
     runners = {"xfer": lambda: run_xfer(shape, args, None)}
     for spec in args.xfer_src:
         label, path = spec.split("=", 1)
-        runners[f"xfer_{label}"] = lambda path=path: run_xfer(shape, args, path)
+        amp, comp = args.src_variant != "fp32", args.src_variant == "amp_compile"
+        runners[f"xfer_{label}"] = (
+            lambda path=path, amp=amp, comp=comp: run_xfer(shape, args, path, amp, comp))
     if args.amp:
         runners["xfer_amp"] = lambda: run_xfer(shape, args, None, amp=True)
     if args.compile:
