@@ -61,3 +61,43 @@ def test_new_games_enter_with_the_largest_priority_stored_now(tiny_cfg, make_gam
         replay.update_priorities(np.array([0]), np.array([0]), np.array([2.0]))  # the large error learned
         replay.add(make_game(tiny_cfg, 4, rng))
         assert replay.priorities[1].tolist() == [expected] * 4, mode
+
+
+def _gray(levels: list[int]) -> np.ndarray:
+    return np.stack([np.full((1, 2, 2), level, np.uint8) for level in levels])
+
+
+def test_stacked_obs_of_a_continued_segment_reads_its_past_frames(tiny_cfg, make_game) -> None:
+    """A later segment of an episode stacks the frames before its first one (EZ code's init with the last
+    stacked observations); an episode's first segment repeats its first frame, as before."""
+    rng = np.random.default_rng(0)
+    first = make_game(tiny_cfg, 3, rng)
+    first.frames = _gray([10, 11, 12, 13])
+    assert [int(x) for x in first.stacked_obs(1, 4)[:, 0, 0]] == [10, 10, 10, 11]
+    later = make_game(tiny_cfg, 3, rng, terminal=False)
+    later.frames, later.past_frames = _gray([20, 21, 22, 23]), _gray([17, 18, 19])
+    assert [int(x) for x in later.stacked_obs(0, 4)[:, 0, 0]] == [17, 18, 19, 20]
+    assert [int(x) for x in later.stacked_obs(2, 4)[:, 0, 0]] == [19, 20, 21, 22]
+    assert [int(x) for x in later.stacked_obs(3, 4)[:, 0, 0]] == [20, 21, 22, 23]
+    assert [int(x) for x in later.frame_window(-5, -1)[:, 0, 0]] == [17, 17, 17, 18, 19]  # earliest held
+    assert [int(x) for x in later.frame_window(2, 5)[:, 0, 0]] == [22, 23, 23, 23]  # past T: the last
+
+
+def test_past_frames_survive_save_and_load_and_old_files_load(tmp_path, tiny_cfg, make_game) -> None:
+    rng = np.random.default_rng(2)
+    replay = PrioritizedReplay(tiny_cfg)
+    game = make_game(tiny_cfg, 4, rng, terminal=False)
+    game.past_frames = game.frames[:3].copy() + 1
+    replay.add(game)
+    replay.add(make_game(tiny_cfg, 2, rng))
+    replay.save(tmp_path / "replay")
+    loaded = PrioritizedReplay.load(tmp_path / "replay", tiny_cfg)
+    assert np.array_equal(loaded.games[0].past_frames, game.past_frames)
+    assert len(loaded.games[1].past_frames) == 0
+    path = sorted((tmp_path / "replay").glob("game_*.npz"))[0]  # a file from before past_frames
+    with np.load(path) as data:
+        old = {key: data[key] for key in data.files if key != "past_frames"}
+    np.savez_compressed(path, **old)
+    again = PrioritizedReplay.load(tmp_path / "replay", tiny_cfg)
+    assert len(again.games[0].past_frames) == 0
+    assert np.array_equal(again.games[0].stacked_obs(0, 4), np.concatenate([game.frames[0]] * 4))

@@ -45,8 +45,32 @@ def _local(recipe: EnvRecipe, cfg: EfficientZeroConfig, seeds: np.ndarray, start
 def _same_games(a: list, b: list) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b, strict=True):
-        for name in ("frames", "actions", "rewards", "policies", "root_values"):
+        for name in ("frames", "past_frames", "actions", "rewards", "policies", "root_values"):
             np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
+
+
+def test_segments_stack_the_frames_the_agent_saw(world) -> None:
+    """Every position of every stored game, segments of one episode included, stacks the frames the agent
+    searched from at that step (before: a continued segment repeated its first frame)."""
+    recipe, cfg, _, legal = world
+    cfg = cfg.model_copy(update={"frame_stack": 3})
+    torch.manual_seed(0)
+    agent = MuZeroAgent(EfficientZeroNet(cfg).eval().requires_grad_(False), cfg, legal)
+    env = make_from_spec(recipe.spec, recipe.task, recipe.settings, 3)
+    play = SelfPlay([env], cfg, legal, 0, segment_length=7)
+    rng = np.random.default_rng(0)
+    play.start(rng)
+    seen, games = [], []
+    try:
+        while len(games) < 6:
+            assert play.stacked is not None
+            seen.append(play.stacked[0].copy())
+            games += play.step(agent, 1.0, rng)[0]
+    finally:
+        env.close()
+    assert any(len(g.past_frames) == 2 for g in games) and any(g.terminal for g in games)
+    inputs = [g.stacked_obs(t, cfg.frame_stack) for g in games for t in range(len(g))]
+    np.testing.assert_array_equal(np.stack(inputs), np.stack(seen[:len(inputs)]))
 
 
 def test_workers_play_what_in_process_self_play_would(world) -> None:

@@ -206,8 +206,9 @@ CONTINUE = -1  # marks a reset() that continued the game after a lost life, in t
 class GameBuffer:
     """The growing game of one environment: frames [c, H, W], actions, rewards, search statistics."""
 
-    def __init__(self, first_frame: np.ndarray) -> None:
+    def __init__(self, first_frame: np.ndarray, past: np.ndarray | None = None) -> None:
         self.frames = [first_frame]
+        self.past = past  # the frames before first_frame of a continued episode (GameHistory.past_frames)
         self.actions: list[int] = []
         self.rewards: list[float] = []
         self.policies: list[np.ndarray] = []
@@ -227,17 +228,27 @@ class GameBuffer:
         return GameHistory(frames=np.stack(self.frames), actions=np.asarray(self.actions, np.int64),
                            rewards=np.asarray(self.rewards, np.float32), policies=np.stack(self.policies),
                            root_values=np.asarray(self.values, np.float32), legal_mask=legal,
-                           terminal=terminal, task_id=task_id)
+                           terminal=terminal, task_id=task_id, past_frames=self.past)
+
+    def continuation(self, stack: int) -> GameBuffer:
+        """The next segment of this episode: it starts at this buffer's last frame and keeps the ``stack``
+        − 1 frames before it, so its stacked inputs are the ones the agent saw."""
+        held = self.frames if self.past is None else [*self.past, *self.frames]
+        before = held[max(0, len(held) - stack):-1]
+        return GameBuffer(self.frames[-1], np.stack(before) if before else None)
 
     def state(self, n_actions: int) -> dict[str, np.ndarray]:
         policies = np.stack(self.policies) if self.policies else np.zeros((0, n_actions), np.float32)
+        first = self.frames[0]
+        past = self.past if self.past is not None else np.zeros((0, *first.shape), first.dtype)
         return {"frames": np.stack(self.frames), "actions": np.asarray(self.actions, np.int64),
                 "rewards": np.asarray(self.rewards, np.float32),
-                "values": np.asarray(self.values, np.float32), "policies": policies}
+                "values": np.asarray(self.values, np.float32), "policies": policies, "past": past}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> GameBuffer:
-        buf = cls(state["frames"][0])
+        past = state.get("past")  # checkpoints written before continued segments kept their past have none
+        buf = cls(state["frames"][0], past if past is not None and len(past) else None)
         buf.frames = list(state["frames"])
         buf.actions, buf.rewards = state["actions"].tolist(), state["rewards"].tolist()
         buf.values, buf.policies = state["values"].tolist(), list(state["policies"])
@@ -313,7 +324,7 @@ class SelfPlay:
                 self.buffers[i], first[i] = GameBuffer(frame), True
             elif len(buf) >= self.segment_length:
                 games.append(buf.history(self.legal, False, self.task_id))
-                self.buffers[i] = GameBuffer(frame)
+                self.buffers[i] = buf.continuation(self.cfg.frame_stack)
             frames.append(frame)
         self.stacked = self.stacker.push(np.stack(frames), first)
         return games, finished

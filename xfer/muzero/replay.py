@@ -31,8 +31,14 @@ class GameHistory:
     legal_mask: np.ndarray  # bool [A]
     terminal: bool  # the episode ended at frames[T]: no value beyond it
     task_id: int = 0
+    # the frames before frames[0] when this is a later segment of an episode (oldest first, at most
+    # frame_stack - 1): the stacked inputs of its first steps are what the agent saw (EZ code's
+    # ``init(stacked_observations)``); empty for an episode's first segment, whose first frame repeats
+    past_frames: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.past_frames is None:
+            self.past_frames = np.zeros((0, *self.frames.shape[1:]), self.frames.dtype)
         steps = len(self.actions)
         if not (len(self.frames) == steps + 1 and len(self.rewards) == steps == len(self.policies)
                 and len(self.root_values) == steps):
@@ -43,12 +49,20 @@ class GameHistory:
         return len(self.actions)
 
     def frame_window(self, first: int, last: int) -> np.ndarray:
-        """Frames first..last (inclusive) clamped to [0, T], concatenated on channels: [(n) * c, H, W]."""
-        index = np.clip(np.arange(first, last + 1), 0, len(self))
-        return self.frames[index].reshape(-1, *self.frames.shape[2:])
+        """Frames first..last (inclusive), concatenated on channels: [(n) * c, H, W]. Indices past T take
+        frames[T]; negative ones take :attr:`past_frames` (index −1 is the last of them) and, before those,
+        the earliest frame held."""
+        past = self.past_frames
+        assert past is not None
+        index = np.clip(np.arange(first, last + 1), -len(past), len(self))
+        if index[0] >= 0:
+            return self.frames[index].reshape(-1, *self.frames.shape[2:])
+        window = np.concatenate([past[index[index < 0] + len(past)], self.frames[index[index >= 0]]])
+        return window.reshape(-1, *self.frames.shape[2:])
 
     def stacked_obs(self, t: int, stack: int) -> np.ndarray:
-        """The network input at step t: the last ``stack`` frames, the first frame repeated at the start."""
+        """The network input at step t: the last ``stack`` frames (at an episode's start, the first frame
+        repeated; in a later segment, the frames before it)."""
         return self.frame_window(t - stack + 1, t)
 
 
@@ -149,8 +163,8 @@ class PrioritizedReplay:
         replay = cls(cfg)
         replay.first_id, replay.max_priority = meta["first_id"], meta["max_priority"]
         for path in sorted(directory.glob("game_*.npz")):
-            with np.load(path) as data:
-                kwargs = {f.name: data[f.name] for f in fields(GameHistory)}
+            with np.load(path) as data:  # files written before past_frames existed have none
+                kwargs = {f.name: data[f.name] for f in fields(GameHistory) if f.name in data}
                 kwargs["terminal"], kwargs["task_id"] = bool(kwargs["terminal"]), int(kwargs["task_id"])
                 replay.games.append(GameHistory(**kwargs))
                 replay.priorities.append(data["priorities"].astype(float))
