@@ -144,8 +144,10 @@ def final_table(runs: list[RunData], metric: str, group_by: str, rows_by: str, l
     against the counter ``x``: ``"a,b"`` reads each run against the first it logs), one run per seed
     (duplicates are warned about, the newest finished one is kept)."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
-    if x is not None:
+    if x is not None:  # as compare: the counter checked, runs without a curve dropped before choosing
         runs = with_counter(runs, [metric], x)
+        check_counter(runs, [metric], x)
+        runs = [run for run in runs if len(run.series(metric, x)[0])]
     for run in one_run_per_seed(runs, (rows_by, group_by), warn):
         value = final_value(run, metric, last, x)
         if value is not None:

@@ -52,7 +52,19 @@ def episode_to_game(episode: dict[str, np.ndarray], cfg: EfficientZeroConfig, le
         root_values = np.zeros(steps, np.float32)
     return GameHistory(frames=newest_frame(episode["image"], cfg), actions=actions, rewards=rewards,
                        policies=policies, root_values=root_values, legal_mask=legal,
-                       terminal=bool(episode["is_terminal"][-1]), task_id=task_id)
+                       terminal=bool(episode["is_terminal"][-1]), task_id=task_id,
+                       past_frames=_past_frames(episode["image"], cfg))
+
+
+def _past_frames(image: np.ndarray, cfg: EfficientZeroConfig) -> np.ndarray | None:
+    """The frames stacked before the newest one in the first row of stacked images [T + 1, H, W, stack·c]:
+    a continued segment's real past (``GameHistory.past_frames``), copies of the first frame at an episode's
+    start. ``None`` for rows of single frames."""
+    first = np.asarray(image[0])
+    if cfg.frame_stack < 2 or first.ndim != 3 or first.shape[-1] != cfg.obs_channels:
+        return None
+    frames = first.transpose(2, 0, 1).reshape(cfg.frame_stack, cfg.image_channels, *first.shape[:2])
+    return np.ascontiguousarray(frames[:-1])
 
 
 def has_search(episode: dict[str, np.ndarray]) -> bool:

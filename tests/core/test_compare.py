@@ -206,6 +206,8 @@ def test_final_point_merges_evaluations_at_the_last_counter_value(tmp_path: Path
     assert sorted(cells[("t", "coworld")]) == pytest.approx([193.5, 194.5])  # the table agrees with compare
     _, _, raw = final_table(find_runs([tmp_path]), "eval/return", "method", "target.task")
     assert sorted(raw[("t", "coworld")]) == [226.0, 227.0]  # without --x: the last logged value
+    with pytest.raises(XferError, match="counter 'target_updatez'"):
+        final_table(runs, "eval/return", "method", "target.task", x="target_updatez")
     result = xfer(["table", str(tmp_path), "--x", "updates,target_updates", "--format", "csv"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("t,194.0,")  # mean of 193.5 and 194.5

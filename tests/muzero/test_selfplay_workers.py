@@ -106,15 +106,24 @@ def test_workers_play_what_in_process_self_play_would(world) -> None:
                 env.close()
 
 
-def test_restored_workers_continue_as_the_saved_ones(world) -> None:
+@pytest.mark.parametrize("frame_stack", [1, 3])
+def test_restored_workers_continue_as_the_saved_ones(world, frame_stack: int) -> None:
+    """With a frame stack, the buffers' past frames (segments of 7 steps) travel in the saved state too."""
     recipe, cfg, net, legal = world
+    if frame_stack != cfg.frame_stack:
+        cfg = cfg.model_copy(update={"frame_stack": frame_stack})
+        torch.manual_seed(0)
+        net = EfficientZeroNet(cfg).eval().requires_grad_(False)
     first = SelfPlayWorkers(cfg, recipe, SEEDS[:2], legal, workers=1, segment_length=7)
     second = SelfPlayWorkers(cfg, recipe, SEEDS[:2], legal, workers=1, segment_length=7)
     try:
         first.start(np.random.default_rng(1))
         first.submit(net, 0, 9, 1.0, np.random.default_rng(2))
         first.receive()
-        second.restore(first.state_dict())
+        state = first.state_dict()
+        if frame_stack > 1:
+            assert any(len(b["past"]) == frame_stack - 1 for w in state["workers"] for b in w["buffers"])
+        second.restore(state)
         for workers in (first, second):
             workers.submit(net, 0, 9, 1.0, np.random.default_rng(3))
         a, b = first.receive(), second.receive()

@@ -153,6 +153,8 @@ def test_a_replay_exports_to_a_dataset_with_its_search(cfg, games, tmp_path) -> 
     for game in replay.games:  # a search's visit distributions and values, not one-hot behaviour
         game.policies[:] = rng.dirichlet(np.ones(A), size=len(game)).astype(np.float32)
         game.root_values[:] = rng.normal(size=len(game)).astype(np.float32)
+    first = replay.games[0]  # a continued segment: the frames before its first one are real ones
+    first.past_frames = np.stack([first.frames[0] // 2 + k for k in range(cfg.frame_stack - 1)])
     replay.save(tmp_path / "replay")
     meta = export_search_dataset(tmp_path / "replay", tmp_path / "data", cfg, "atari", "phoenix")
     assert meta["episodes"] == len(replay.games) and meta["search_statistics"]
@@ -162,4 +164,7 @@ def test_a_replay_exports_to_a_dataset_with_its_search(cfg, games, tmp_path) -> 
         again = episode_to_game(episode, cfg, game.legal_mask, task_id=game.task_id)
         for name in ("frames", "actions", "rewards", "policies", "root_values"):
             np.testing.assert_array_equal(getattr(again, name), getattr(game, name), err_msg=name)
+        for t in range(cfg.frame_stack):  # the first rows stack the same frames, past ones included
+            np.testing.assert_array_equal(again.stacked_obs(t, cfg.frame_stack),
+                                          game.stacked_obs(t, cfg.frame_stack))
         assert again.terminal == game.terminal

@@ -260,8 +260,9 @@ class SelfPlay:
 
     Every ended episode (under episodic life: every lost life, ``terminal``) and every ``segment_length``
     steps of a long one (EZ code's ``history_length``; ``terminal=False``, values bootstrap past its end)
-    becomes a :class:`GameHistory`. A continuation segment starts from its first frame repeated, so its
-    first ``frame_stack - 1`` inputs lack the older frames (EZ code pads them from the previous segment).
+    becomes a :class:`GameHistory`. A continuation segment keeps the ``frame_stack - 1`` frames before its
+    first one (``past_frames``, as EZ code pads it from the previous segment), so its first inputs are the
+    ones the agent searched from.
 
     Resume: the emulator is restored by replaying, from its last seeded reset (one per real game over,
     seeded from the run's rng), the logged actions and life-continuing resets; the frames reached are

@@ -10,8 +10,9 @@ Sec. 4.1); all widths from :class:`~xfer.muzero.config.EfficientZeroConfig`.
 Speed switches (``amp``, ``compile``, as the Dreamer backbone's): every inference of self-play, search,
 reanalyse and evaluation goes through :meth:`EfficientZeroNet.initial_inference` /
 :meth:`~EfficientZeroNet.recurrent_inference`, which run the networks under bf16 autocast on CUDA
-(not on the CPU, see :func:`autocast`) when ``amp`` is set and hand back float32 (latents, LSTM states,
-logits; scalars are decoded in float32), so the NumPy search is the same either way. ``compile`` compiles
+(not on the CPU, see :func:`autocast`; reanalyse's large batches excepted) when ``amp`` is set and hand
+back float32 (latents, LSTM states, logits; scalars are decoded in float32), so the NumPy search is the
+same either way. ``compile`` compiles
 h, g and f in place (``Module.compile``): parameter names and state-dict keys stay as they are, so a run
 resumes with the switch flipped.
 """
@@ -37,7 +38,8 @@ COMPILED = ("representation", "dynamics_net", "prediction")  # what ``compile: t
 def autocast(amp: bool, device: torch.device, cpu: bool = False) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast when ``amp`` and ``device`` is CUDA (or the CPU, with ``cpu``); nothing otherwise.
     Inference keeps the CPU in float32: at self-play's batches of a few roots the casts cost more than bf16
-    saves (measured: a 4-root search 40 ms against 30 ms), while the learner's batches gain 1.5-1.7x."""
+    saves (measured: a 4-root search 40 ms against 30 ms), while the learner's batches gain 1.5-1.7x, and
+    so do reanalyse's hundreds of observations (``initial_inference(large_batch=True)``)."""
     return bf16_autocast(amp and (cpu or device.type == "cuda"), device)
 
 
@@ -250,11 +252,11 @@ class EfficientZeroNet(nn.Module):
     def initial_inference(self, obs: torch.Tensor, large_batch: bool = False) -> Inference:
         """h and f of a batch of stacked observations; float32 out whatever ``amp`` (see the module doc).
 
-        ``large_batch`` (reanalyse's hundreds of observations per update): with ``amp`` the representation's
-        convolutions run under bf16 autocast on the CPU as well, where at such batches they take about half
-        the float32 time, and the heads run in float32 on its float32 latent, so the values are decoded from
-        float32 logits."""
-        if large_batch:
+        ``large_batch`` (reanalyse's hundreds of observations per update): with ``amp``, on the CPU and the
+        conv networks, the representation's convolutions run under bf16 autocast too, where at such batches
+        they take about half the float32 time, and the heads run in float32 on its float32 latent, so the
+        values are decoded from float32 logits. CUDA and the mlp networks infer as without it."""
+        if large_batch and obs.device.type == "cpu" and self.cfg.network != "mlp":
             with autocast(self.cfg.amp, obs.device, cpu=True):
                 latent = self.represent(obs)
             logits, value_logits = self.prediction(latent.float())

@@ -39,6 +39,10 @@ class GameHistory:
     def __post_init__(self) -> None:
         if self.past_frames is None:
             self.past_frames = np.zeros((0, *self.frames.shape[1:]), self.frames.dtype)
+        if self.past_frames.shape[1:] != self.frames.shape[1:]:
+            raise ValueError(f"past frames of shape {self.past_frames.shape[1:]}, frames of shape "
+                             f"{self.frames.shape[1:]}")
+        self.past_frames = self.past_frames.astype(self.frames.dtype, copy=False)
         steps = len(self.actions)
         if not (len(self.frames) == steps + 1 and len(self.rewards) == steps == len(self.policies)
                 and len(self.root_values) == steps):
