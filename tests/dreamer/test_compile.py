@@ -74,10 +74,9 @@ def test_compiled_agent_matches_eager_under_the_recompile_limit(make_agent, batc
         assert 0 < len(entries) < torch._dynamo.config.recompile_limit, name
 
 
-def test_image_nll_by_hand_and_compiled() -> None:
-    """½·Σ_{C,H,W}(x̂ − x)², mean over the rest, x = uint8/255 − ½; gradient (x̂ − x)/N; the compiled loss
-    (``model.compile``) gives the same value and gradient."""
-    from xfer.dreamer.observation import compiled_image_nll, image_nll
+def test_image_nll_by_hand() -> None:
+    """½·Σ_{C,H,W}(x̂ − x)², mean over the rest, x = uint8/255 − ½; gradient (x̂ − x)/N."""
+    from xfer.dreamer.observation import image_nll
 
     image = torch.zeros(2, 3, 4, 4, 3, dtype=torch.uint8)
     image[0] = 255  # x = +0.5 on the first of the two leading rows, -0.5 on the second
@@ -87,11 +86,3 @@ def test_image_nll_by_hand_and_compiled() -> None:
     loss.backward()
     assert torch.allclose(recon.grad[0], torch.full((3, 3, 4, 4), -0.5 / 6))
     assert torch.allclose(recon.grad[1], torch.full((3, 3, 4, 4), 0.5 / 6))
-    other = torch.randn(2, 3, 3, 4, 4).requires_grad_()
-    image = torch.randint(0, 256, (2, 3, 4, 4, 3), dtype=torch.uint8)
-    eager_loss = image_nll(other, image)
-    (eager_grad,) = torch.autograd.grad(eager_loss, other)
-    compiled_loss = compiled_image_nll()(other, image)
-    (compiled_grad,) = torch.autograd.grad(compiled_loss, other)
-    assert compiled_loss.item() == pytest.approx(eager_loss.item(), rel=1e-5)
-    assert torch.allclose(compiled_grad, eager_grad, atol=1e-6)

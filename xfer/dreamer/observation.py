@@ -14,8 +14,7 @@ concatenated to the features at the decoder input.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -37,13 +36,6 @@ def image_nll(recon: Tensor, image: Tensor) -> Tensor:
     over the leading axes. ``recon`` [..., C, H, W] float, ``image`` the uint8 frames [..., H, W, C]."""
     target = image_to_float(image).movedim(-1, -3)
     return 0.5 * (recon - target).square().sum((-3, -2, -1)).mean()
-
-
-@functools.cache
-def compiled_image_nll() -> Callable[[Tensor, Tensor], Tensor]:
-    """:func:`image_nll` through ``torch.compile`` (one fused loop over the B·L frames in each direction
-    instead of five full-size eager passes: about a third of its time on the CPU); built once per process."""
-    return torch.compile(image_nll, dynamic=True)
 
 
 def float_to_image(image: Tensor) -> Tensor:
@@ -128,13 +120,11 @@ class ObsDecoder(nn.Module):
         return out
 
     @staticmethod
-    def loss(recon: Mapping[str, Tensor], obs: Mapping[str, Tensor], compiled: bool = False
-             ) -> dict[str, Tensor]:
-        """Negative log-likelihood per key (mean over batch/time, sum over the observation's dims);
-        ``compiled`` computes the image term with :func:`compiled_image_nll` (``model.compile``)."""
+    def loss(recon: Mapping[str, Tensor], obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Negative log-likelihood per key (mean over batch/time, sum over the observation's dims)."""
         losses = {}
         if "image" in recon:
-            losses["image"] = (compiled_image_nll() if compiled else image_nll)(recon["image"], obs["image"])
+            losses["image"] = image_nll(recon["image"], obs["image"])
         if "state" in recon:
             losses["state"] = 0.5 * (recon["state"] - obs["state"].float()).square().sum(-1).mean()
         return losses

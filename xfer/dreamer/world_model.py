@@ -138,7 +138,7 @@ class WorldModel(nn.Module):
         cfg = self.cfg
         out = self.observe(batch, state)
         recon = self.decoder(out.feat, out.cond)
-        terms = ObsDecoder.loss(recon, batch, compiled=cfg.compile)
+        terms = ObsDecoder.loss(recon, batch)
         reward_pred = self.reward(out.feat, out.cond)
         terms["reward"] = 0.5 * (reward_pred - batch["reward"].float()).square().mean()
         scales = {"image": cfg.image_scale, "state": cfg.state_scale, "reward": cfg.reward_scale}
