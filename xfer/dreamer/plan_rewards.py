@@ -22,8 +22,6 @@ relabelling).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -134,18 +132,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from xfer.errors import XferError
+    from xfer.run.report import print_report
 
-    try:
-        result = run_plan_rewards(args.target, args.batches, args.seed)
-    except XferError as error:  # one line and exit code 2, as the CLI's errors
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if args.json:
-        print(json.dumps(result))
-        return
-    for name, value in result.items():
-        print(f"{name:>20}: {value:.3f}")
+    print_report(lambda: run_plan_rewards(args.target, args.batches, args.seed), args.json)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ in eval mode, as self-play, reanalyse and evaluation use the network.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -127,18 +125,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from xfer.errors import XferError
+    from xfer.run.report import print_report
 
-    try:
-        result = run_model_knowledge(args.target, args.games, args.positions)
-    except XferError as error:  # one line and exit code 2, as the CLI's errors
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if args.json:
-        print(json.dumps(result))
-        return
-    for name, value in result.items():
-        print(f"{name:>24}: {value:.3f}")
+    print_report(lambda: run_model_knowledge(args.target, args.games, args.positions), args.json)
 
 
 if __name__ == "__main__":
