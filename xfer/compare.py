@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from xfer.errors import XferError
-from xfer.results import RunData, check_counter, matching_metrics, one_run_per_seed, with_counter
+from xfer.results import RunData, matching_metrics, one_run_per_seed, runs_with_curves
 from xfer.stats import DEFAULT_REPS, aggregate, difference_interval, interval, probability_of_improvement
 
 Warn = Callable[[str], None]
@@ -88,23 +88,13 @@ def _check_budget(curves: dict[str, list[np.ndarray]], x: str, force: bool) -> N
                         hint="compare runs of equal length, or pass --force (AUC then over the common range)")
 
 
-def cut_at(run: RunData, x: str, upto: float) -> RunData:
-    """``run`` without the rows whose counter ``x`` is past ``upto`` (rows without ``x`` are kept)."""
-    rows = [row for row in run.rows if row.get(x) is None or float(row[x]) <= upto]
-    return RunData(run.path, run.recipe, rows)
-
-
 def compare_runs(runs: list[RunData], metric: str, by: str = "method", rows_by: str = "target.task",
                  x: str = "env_steps", last: int = 1, reps: int = DEFAULT_REPS, seed: int = 0,
                  force: bool = False, warn: Warn | None = None, upto: float | None = None) -> dict[str, Any]:
     """The comparison as a plain dict (what ``--format json`` prints)."""
     if matching_metrics(runs, metric) != [metric]:
         raise XferError(f"compare takes one metric, not the pattern {metric!r}", hint="name it exactly")
-    runs = with_counter(runs, [metric], x)
-    check_counter(runs, [metric], x)
-    if upto is not None:
-        runs = [cut_at(run, x, upto) for run in runs]
-    runs = [run for run in runs if len(run.series(metric, x)[0])]
+    runs = runs_with_curves(runs, metric, x, upto)
     groups = _grouped(one_run_per_seed(runs, (by, rows_by), warn), by, rows_by)
     tasks = _check_shape(groups, rows_by, force, warn)
     series = {name: [[run.series(metric, x) for run in by_task[t]] for t in tasks]

@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 
 from xfer.errors import XferError
-from xfer.results import RunData, check_counter, find_runs, matching_metrics, one_run_per_seed, with_counter
+from xfer.results import (
+    RunData,
+    check_counter,
+    find_runs,
+    matching_metrics,
+    one_run_per_seed,
+    runs_with_curves,
+    with_counter,
+)
 from xfer.stats import DEFAULT_REPS, aggregate, as_scores, check_stat, interval
 
 __all__ = ["RunData", "find_runs", "matching_metrics", "one_run_per_seed", "mean_band", "stat_band",
@@ -145,9 +153,7 @@ def final_table(runs: list[RunData], metric: str, group_by: str, rows_by: str, l
     (duplicates are warned about, the newest finished one is kept)."""
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     if x is not None:  # as compare: the counter checked, runs without a curve dropped before choosing
-        runs = with_counter(runs, [metric], x)
-        check_counter(runs, [metric], x)
-        runs = [run for run in runs if len(run.series(metric, x)[0])]
+        runs = runs_with_curves(runs, metric, x)
     for run in one_run_per_seed(runs, (rows_by, group_by), warn):
         value = final_value(run, metric, last, x)
         if value is not None:

@@ -172,3 +172,20 @@ def with_counter(runs: list[RunData], metrics: Sequence[str], x: str) -> list[Ru
         rows = [{**row, x: row[name]} if row.get(name) is not None else row for row in run.rows]
         out.append(RunData(run.path, run.recipe, rows))
     return out
+
+
+def cut_at(run: RunData, x: str, upto: float) -> RunData:
+    """``run`` without the rows whose counter ``x`` is past ``upto`` (rows without ``x`` are kept)."""
+    rows = [row for row in run.rows if row.get(x) is None or float(row[x]) <= upto]
+    return RunData(run.path, run.recipe, rows)
+
+
+def runs_with_curves(runs: list[RunData], metric: str, x: str, upto: float | None = None) -> list[RunData]:
+    """The runs that have a curve of ``metric`` against the counter ``x`` (``"a,b"``: each run's first logged,
+    :func:`with_counter`; an unknown counter refused, :func:`check_counter`), cut at ``upto`` when given —
+    before one run per seed is chosen, so a newest duplicate without the curve does not hide an older one."""
+    runs = with_counter(runs, [metric], x)
+    check_counter(runs, [metric], x)
+    if upto is not None:
+        runs = [cut_at(run, x, upto) for run in runs]
+    return [run for run in runs if len(run.series(metric, x)[0])]
