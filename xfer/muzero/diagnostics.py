@@ -60,9 +60,15 @@ def model_knowledge(net: Any, cfg: EfficientZeroConfig, games: Sequence[GameHist
         steps = np.unique(np.linspace(0, len(game) - 1, min(positions, len(game))).astype(int))
         obs = torch.as_tensor(np.stack([game.stacked_obs(int(t), cfg.frame_stack) for t in steps]))
         root = net.initial_inference(obs)
-        q = np.stack([_q(net, root, a, len(steps), cfg.discount) for a in actions], axis=1)  # [n, legal]
-        taken = net.recurrent_inference(root.latent, root.reward_hidden, torch.as_tensor(game.actions[steps]))
-        pred_r.append(taken.value_prefix.numpy())
+        # one model step per action that is legal or was played (in a run the played ones are legal)
+        tried = np.union1d(actions, game.actions[steps])
+        rows = len(steps)
+        outs = [net.recurrent_inference(root.latent, root.reward_hidden, torch.full((rows,), int(a)))
+                for a in tried]
+        reward = torch.stack([out.value_prefix for out in outs], 1).numpy()  # [n, tried]
+        q = reward + cfg.discount * torch.stack([out.value for out in outs], 1).numpy()
+        q = q[:, np.isin(tried, actions)]  # [n, legal]
+        pred_r.append(reward[np.arange(rows), np.searchsorted(tried, game.actions[steps])])
         real_r.append(game.rewards[steps])
         spreads.append(q.max(axis=1) - q.min(axis=1))
         if game.terminal:
@@ -80,11 +86,6 @@ def model_knowledge(net: Any, cfg: EfficientZeroConfig, games: Sequence[GameHist
         "reward_pred_unrewarded": float(rh[~rewarded].mean()) if (~rewarded).any() else float("nan"),
         "q_spread_median": float(np.median(np.concatenate(spreads))),
     }
-
-
-def _q(net: Any, root: Any, action: int, rows: int, discount: float) -> np.ndarray:
-    out = net.recurrent_inference(root.latent, root.reward_hidden, torch.full((rows,), int(action)))
-    return (out.value_prefix + discount * out.value).numpy()
 
 
 def run_model_knowledge(target: Path, games: int = 40, positions: int = 20) -> dict[str, float]:

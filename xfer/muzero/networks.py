@@ -12,9 +12,8 @@ reanalyse and evaluation goes through :meth:`EfficientZeroNet.initial_inference`
 :meth:`~EfficientZeroNet.recurrent_inference`, which run the networks under bf16 autocast on CUDA
 (not on the CPU, see :func:`autocast`; reanalyse's large batches excepted) when ``amp`` is set and hand
 back float32 (latents, LSTM states, logits; scalars are decoded in float32), so the NumPy search is the
-same either way. ``compile`` compiles
-h, g and f in place (``Module.compile``): parameter names and state-dict keys stay as they are, so a run
-resumes with the switch flipped.
+same either way. ``compile`` compiles h, g and f in place (``Module.compile``): parameter names and
+state-dict keys stay as they are, so a run resumes with the switch flipped.
 """
 
 from __future__ import annotations
