@@ -208,7 +208,8 @@ class GameBuffer:
 
     def __init__(self, first_frame: np.ndarray, past: np.ndarray | None = None) -> None:
         self.frames = [first_frame]
-        self.past = past  # the frames before first_frame of a continued episode (GameHistory.past_frames)
+        # the frames before first_frame of a continued episode (GameHistory.past_frames); none at its start
+        self.past = np.zeros((0, *first_frame.shape), first_frame.dtype) if past is None else past
         self.actions: list[int] = []
         self.rewards: list[float] = []
         self.policies: list[np.ndarray] = []
@@ -233,22 +234,20 @@ class GameBuffer:
     def continuation(self, stack: int) -> GameBuffer:
         """The next segment of this episode: it starts at this buffer's last frame and keeps the ``stack``
         − 1 frames before it, so its stacked inputs are the ones the agent saw."""
-        held = self.frames if self.past is None else [*self.past, *self.frames]
+        held = [*self.past, *self.frames]
         before = held[max(0, len(held) - stack):-1]
         return GameBuffer(self.frames[-1], np.stack(before) if before else None)
 
     def state(self, n_actions: int) -> dict[str, np.ndarray]:
         policies = np.stack(self.policies) if self.policies else np.zeros((0, n_actions), np.float32)
-        first = self.frames[0]
-        past = self.past if self.past is not None else np.zeros((0, *first.shape), first.dtype)
         return {"frames": np.stack(self.frames), "actions": np.asarray(self.actions, np.int64),
                 "rewards": np.asarray(self.rewards, np.float32),
-                "values": np.asarray(self.values, np.float32), "policies": policies, "past": past}
+                "values": np.asarray(self.values, np.float32), "policies": policies, "past": self.past}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> GameBuffer:
-        past = state.get("past")  # checkpoints written before continued segments kept their past have none
-        buf = cls(state["frames"][0], past if past is not None and len(past) else None)
+        # checkpoints written before continued segments kept their past have none
+        buf = cls(state["frames"][0], state.get("past"))
         buf.frames = list(state["frames"])
         buf.actions, buf.rewards = state["actions"].tolist(), state["rewards"].tolist()
         buf.values, buf.policies = state["values"].tolist(), list(state["policies"])
