@@ -34,3 +34,13 @@ def test_unknown_preset_is_refused_at_the_preset_key() -> None:
     error = info.value.errors()[0]
     assert error["loc"] == ("preset",) and "'tiny'" in error["msg"]
     assert DreamerConfig.model_validate({"preset": "tiny", "deter": 7}).deter == 7
+
+
+def test_cpu_dmc_is_cpu_sizes_with_dreamerv2_dmc_settings() -> None:
+    cpu, dmc = DreamerConfig.from_preset("cpu"), DreamerConfig.from_preset("cpu_dmc")
+    changed = {k for k, v in cpu.model_dump().items() if getattr(dmc, k) != v}
+    assert changed == {"preset", "init", "predict_discount", "critic_lr", "slow_critic_every", "amp",
+                       "compile"}
+    settings = (dmc.init, dmc.predict_discount, dmc.critic_lr, dmc.slow_critic_every)
+    assert settings == ("glorot", False, 3e-4, 25)
+    assert DreamerConfig.from_preset("small").cnn_depth == 32 and cpu.cnn_depth == 16

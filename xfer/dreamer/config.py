@@ -19,6 +19,10 @@ Presets (see ``PRESETS``):
 - ``cpu``: the pixel recipe for a 2-core CPU (recipes/dreamer_pixels_cpu.yaml) — CNN depth 16, GRU 200,
   16×16 discrete latents, MLPs 2×256. At depth 16 the convs no longer dominate a B 16 × L 32 update (36 GFLOP
   world model, 43 GFLOP imagination; ``small``'s depth 32 costs 122 GFLOP in the world model alone).
+- ``cpu_dmc``: ``cpu``'s sizes with DreamerV2 code's DMC settings — Xavier-uniform (Keras) initialisation
+  and no discount head (its ``dmc_vision`` config), the critic at 3e-4 with its target copied every 25
+  updates, bf16 and torch.compile. The model of recipes/dreamer_swingup_cpu.yaml, level with sheeprl 0.8.4
+  there (benchmarks/results/dreamer_pixels/README.md).
 - ``tiny``: for tests and the quickstart — CNN depth 8, GRU 32, 4×4 latents, MLPs 1×32.
 """
 
@@ -29,6 +33,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from xfer.presets import expand_preset
+
+_CPU_SIZES: dict[str, Any] = {
+    "deter": 200, "hidden": 200, "stoch": 16, "classes": 16, "cnn_depth": 16, "mlp_units": 256,
+    "mlp_layers": 2, "reward_layers": 2, "discount_layers": 2, "actor_layers": 2, "critic_layers": 2,
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -41,13 +50,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "reward_layers": 2, "critic_layers": 3, "actor_layers": 4, "predict_discount": False,
         "weight_decay": 0.0,
     },
-    "small": {
-        "deter": 200, "hidden": 200, "stoch": 16, "classes": 16, "cnn_depth": 32, "mlp_units": 256,
-        "mlp_layers": 2, "reward_layers": 2, "discount_layers": 2, "actor_layers": 2, "critic_layers": 2,
-    },
-    "cpu": {
-        "deter": 200, "hidden": 200, "stoch": 16, "classes": 16, "cnn_depth": 16, "mlp_units": 256,
-        "mlp_layers": 2, "reward_layers": 2, "discount_layers": 2, "actor_layers": 2, "critic_layers": 2,
+    "small": {**_CPU_SIZES, "cnn_depth": 32},
+    "cpu": _CPU_SIZES,
+    "cpu_dmc": {
+        **_CPU_SIZES, "init": "glorot", "predict_discount": False, "critic_lr": 3e-4, "slow_critic_every": 25,
+        "amp": True, "compile": True,
     },
     "tiny": {
         "deter": 32, "hidden": 32, "stoch": 4, "classes": 4, "cnn_depth": 8, "mlp_units": 32,
@@ -56,7 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-PresetName = Literal["paper", "paper_atari", "authors", "small", "cpu", "tiny"]
+PresetName = Literal["paper", "paper_atari", "authors", "small", "cpu", "cpu_dmc", "tiny"]
 
 
 class DreamerConfig(BaseModel):
