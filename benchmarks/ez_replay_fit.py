@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--every", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--positions", type=int, default=20, help="evenly spaced positions measured per game")
+    parser.add_argument("--fitted", type=int, default=0, metavar="K",
+                        help="also measure K of the games being fitted: fitted well and held-out poorly is "
+                             "too little data; neither is an optimisation problem")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the run's model config")
     args = parser.parse_args()
@@ -50,6 +54,7 @@ def main() -> None:
     for index, game in enumerate(games):
         if index % 5:
             replay.add(game)
+    fitted = [game for index, game in enumerate(games) if index % 5][:args.fitted]
     legal = np.asarray(held[0].legal_mask, bool)
     print(f"{len(games) - len(held)} games to fit ({replay.num_transitions} steps), {len(held)} held out",
           flush=True)
@@ -57,11 +62,14 @@ def main() -> None:
     for update in range(1, args.updates + 1):
         efficientzero_update(learner, replay, rng)
         if update % args.every == 0:
-            out = model_knowledge(learner.net, cfg, held, legal)
             seconds = time.perf_counter() - start
-            print(f"{update} updates, {seconds:.0f} s: value corr {out['value_corr']:.3f}, reward corr "
-                  f"{out['reward_corr']:.3f}, r̂ rewarded / other {out['reward_pred_rewarded']:.3f} / "
-                  f"{out['reward_pred_unrewarded']:.3f}, Q spread {out['q_spread_median']:.3f}", flush=True)
+            sets = [("held out", held)] + ([("fitted", fitted)] if args.fitted else [])
+            for label, measured in sets:
+                out = model_knowledge(learner.net, cfg, measured, legal, positions=args.positions)
+                print(f"{update} updates, {seconds:.0f} s, {label}: value corr {out['value_corr']:.3f}, "
+                      f"reward corr {out['reward_corr']:.3f}, r̂ rewarded / other "
+                      f"{out['reward_pred_rewarded']:.3f} / {out['reward_pred_unrewarded']:.3f}, "
+                      f"Q spread {out['q_spread_median']:.3f}", flush=True)
             learner.net.train()
 
 
