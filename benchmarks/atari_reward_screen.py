@@ -32,10 +32,10 @@ from xfer.data.dataset import Dataset
 from xfer.envs.settings import EnvSettings
 
 
-def frames_actions_rewards(path: Path, stack: int) -> tuple[np.ndarray, ...]:
+def frames_actions_rewards(dataset: Dataset, stack: int) -> tuple[np.ndarray, ...]:
     """Per step t of every episode: the stacked frames o_{t-stack+1..t}, a_t, sign(r_{t+1}), episode index."""
     frames, actions, rewards, episode = [], [], [], []
-    for index, ep in enumerate(Dataset.open(path)):
+    for index, ep in enumerate(dataset):
         image = ep["image"][..., 0]  # gray [T, H, W]
         steps = len(image) - 1
         window = np.clip(np.arange(steps)[:, None] + np.arange(1 - stack, 1)[None], 0, None)
@@ -77,9 +77,9 @@ def screen(game: str, args: argparse.Namespace, workdir: Path) -> dict[str, obje
     settings = EnvSettings.model_validate({"image_size": args.image_size, "time_limit": args.time_limit,
                                            "options": {"color": "gray"}})
     start = time.perf_counter()
-    path = collect("atari", game, settings, "random", args.episodes, workdir / game, seed=args.seed,
-                   progress=False)
-    frames, actions, signs, episode = frames_actions_rewards(path, args.stack)
+    dataset = Dataset.open(collect("atari", game, settings, "random", args.episodes, workdir / game,
+                                   seed=args.seed, progress=False))
+    frames, actions, signs, episode = frames_actions_rewards(dataset, args.stack)
     collect_s = time.perf_counter() - start
     held = episode >= episode.max() + 1 - args.held
     fit = np.flatnonzero(~held)
@@ -90,7 +90,7 @@ def screen(game: str, args: argparse.Namespace, workdir: Path) -> dict[str, obje
         return {**result, "corr": float("nan"), "note": "no rewarded step (fitted or held out)"}
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    probe = RewardProbe(args.stack, args.image_size, 18)
+    probe = RewardProbe(args.stack, args.image_size, dataset.action_size)
     optimiser = torch.optim.Adam(probe.parameters(), lr=args.lr)
     curve = []
     for update in range(1, args.updates + 1):

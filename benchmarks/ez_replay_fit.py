@@ -51,10 +51,9 @@ def main() -> None:
     games = PrioritizedReplay.load(args.rundir / state["replay_dir"], cfg).games
     held = games[::5]
     replay = PrioritizedReplay(cfg)
-    for index, game in enumerate(games):
-        if index % 5:
-            replay.add(game)
-    fitted = [game for index, game in enumerate(games) if index % 5][:args.fitted]
+    fitted = [game for index, game in enumerate(games) if index % 5]
+    for game in fitted:
+        replay.add(game)
     legal = np.asarray(held[0].legal_mask, bool)
     print(f"{len(games) - len(held)} games to fit ({replay.num_transitions} steps), {len(held)} held out",
           flush=True)
@@ -63,7 +62,7 @@ def main() -> None:
         efficientzero_update(learner, replay, rng)
         if update % args.every == 0:
             seconds = time.perf_counter() - start
-            sets = [("held out", held)] + ([("fitted", fitted)] if args.fitted else [])
+            sets = [("held out", held)] + ([("fitted", fitted[:args.fitted])] if args.fitted else [])
             for label, measured in sets:
                 out = model_knowledge(learner.net, cfg, measured, legal, positions=args.positions)
                 print(f"{update} updates, {seconds:.0f} s, {label}: value corr {out['value_corr']:.3f}, "
