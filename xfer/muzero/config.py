@@ -58,12 +58,17 @@ PRESETS["cartpole"] = {**_TINY_CPU, "network": "mlp", "latent_dim": 128, "mlp_hi
                        "lstm_hidden": 128, "head_hidden": 32, "proj_hidden": 128, "proj_out": 128,
                        "pred_hidden": 64, "num_simulations": 25, "batch_size": 64, "discount": 0.997}
 # Atari on a 2-core CPU (recipes/efficientzero_atari_cpu.yaml): 64x64 gray frames, 4 stacked (the latent is
-# 4x4), EfficientZero's gray width halved again (32 planes), the CPU training settings above, 16 simulations.
+# 4x4), EfficientZero's gray width halved again (32 planes), the CPU training settings above; 50 simulations
+# and LightZero's Atari replay (uniform, policy targets from the stored self-play visit counts), the target
+# network every 50 updates (a run here has ~2.6k updates, EfficientZero's 100k refresh every 200), bf16
+# learner. These made Krull learn (benchmarks/results/efficientzero_atari/); with 16 simulations, reanalysed
+# policy targets, prioritised replay and the target every 200 no game learned at this budget.
 PRESETS["atari-cpu"] = {**_CPU_TRAINING, "frame_stack": 4, "image_size": 64, "image_channels": 1,
                         "channels": 32, "reduced_channels": 16, "head_hidden": 32, "lstm_hidden": 128,
-                        "proj_hidden": 256, "proj_out": 256, "pred_hidden": 128, "num_simulations": 16,
+                        "proj_hidden": 256, "proj_out": 256, "pred_hidden": 128, "num_simulations": 50,
                         "batch_size": 64, "lr_warmup_steps": 100, "replay_capacity": 100_000,
-                        "min_replay_size": 1000}
+                        "min_replay_size": 1000, "priority_alpha": 0.0, "reanalyse_policy_ratio": 0.0,
+                        "target_update_interval": 50, "amp": True}
 
 
 class EfficientZeroConfig(BaseModel):
