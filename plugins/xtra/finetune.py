@@ -75,7 +75,7 @@ def check_offline_targets(games: list[OfflineGame], settings: FinetuneSettings) 
             raise XferError(f"xtra: finetune.offline_targets is 'stored' but the dataset of {game.name!r} "
                             "stores no search policies (key 'search_policy')",
                             hint="set xtra.finetune.offline_targets: reanalyse, or export an efficientzero "
-                                 "run's replay with xfer_plugins.xtra.search_dataset.export_run")
+                                 "run's replay: xfer data export-replay RUNDIR --out DIR")
 
 
 class CrossTaskUpdate:

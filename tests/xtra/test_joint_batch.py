@@ -144,9 +144,8 @@ def test_stored_offline_targets_need_datasets_with_search_policies(cfg, games, l
 
 def test_a_replay_exports_to_a_dataset_with_its_search(cfg, games, tmp_path) -> None:
     """An efficientzero replay → dataset (search_policy, search_value) → the same game for XTRA."""
-    from xfer_plugins.xtra.search_dataset import export_search_dataset
-
     from xfer.data.dataset import Dataset
+    from xfer.muzero.search_dataset import export_search_dataset
 
     replay = games[0].replay
     rng = np.random.default_rng(3)
@@ -168,3 +167,12 @@ def test_a_replay_exports_to_a_dataset_with_its_search(cfg, games, tmp_path) -> 
             np.testing.assert_array_equal(again.stacked_obs(t, cfg.frame_stack),
                                           game.stacked_obs(t, cfg.frame_stack))
         assert again.terminal == game.terminal
+    lengths = np.cumsum([len(game) for game in replay.games])  # games that ended by an agent step only
+    cut = export_search_dataset(tmp_path / "replay", tmp_path / "cut", cfg, "atari", "phoenix",
+                                until_step=int(lengths[1]))
+    assert cut["episodes"] == 2 and cut["steps"] == lengths[1]
+    with pytest.raises(XferError, match="is not empty"):  # never writes over another dataset
+        export_search_dataset(tmp_path / "replay", tmp_path / "cut", cfg, "atari", "phoenix")
+    with pytest.raises(XferError, match="no game of the replay"):
+        export_search_dataset(tmp_path / "replay", tmp_path / "none", cfg, "atari", "phoenix",
+                              until_step=int(lengths[0]) - 1)

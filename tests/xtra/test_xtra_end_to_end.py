@@ -12,9 +12,10 @@ import pytest
 import torch
 import yaml
 from rich.console import Console
-from xfer_plugins.xtra.search_dataset import export_run
+from typer.testing import CliRunner
 
-from xfer.data.dataset import Dataset
+from xfer.data.cli import data_app
+from xfer.data.dataset import Dataset, read_manifest
 from xfer.errors import XferError
 from xfer.run.checkpoint import Checkpointer
 from xfer.run.evaluate import evaluate_run
@@ -153,7 +154,9 @@ def test_efficientzero_runs_end_to_end(tmp_path: Path, registry) -> None:
                           console=Console(quiet=True))
     assert np.isfinite(result["eval/return"])
     # its replay, with the search's visit distributions, as an offline dataset for offline_targets: stored
-    meta = export_run(rundir, tmp_path / "searched")
+    result = CliRunner().invoke(data_app, ["export-replay", str(rundir), "--out", str(tmp_path / "searched")])
+    assert result.exit_code == 0, result.output
+    meta = read_manifest(tmp_path / "searched")
     assert (meta["suite"], meta["task"]) == ("atari", "demon-attack")
     assert meta["steps"] == 16  # the finished self-play segments: 2 environments x one segment of 8 steps
     episode = next(iter(Dataset.open(tmp_path / "searched")))

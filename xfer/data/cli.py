@@ -171,9 +171,14 @@ def export_replay_command(
                     "simulator steps]")] = None,
 ) -> None:
     """Make an offline dataset from a run's replay buffer up to a return threshold (CoWorld's
-    medium-replay / medium-expert)."""
+    medium-replay / medium-expert). An efficientzero run's replay keeps its search statistics
+    (search_policy, search_value: XTRA's offline_targets: stored)."""
     from xfer.data.replay_export import export_replay
+    from xfer.muzero.search_dataset import export_run, is_search_run
 
     with writing(out):
-        export_replay(rundir, out, until_return, fraction, replay, steps_per_transition)
+        if not (rundir / replay).is_dir() and is_search_run(rundir):
+            export_run(rundir, out, until_return, fraction)
+        else:
+            export_replay(rundir, out, until_return, fraction, replay, steps_per_transition)
     _print_info(out, Console())

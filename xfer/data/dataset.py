@@ -260,6 +260,12 @@ def statistics(path: Path) -> dict[str, Any]:
     }
 
 
+def require_empty_output(out: Path) -> None:
+    """Refuse to write a new dataset into a directory that already holds files (one would be overwritten)."""
+    if out.exists() and any(out.iterdir()):
+        raise XferError(f"output directory {out} is not empty", hint="choose a new or empty --out directory")
+
+
 def finalize_dataset(path: Path, **fields: Any) -> dict[str, Any]:
     """Write a complete ``dataset.json`` for the episodes in ``path``: spaces from the first episode,
     statistics from all, plus ``fields`` (suite, task, policy, seed, env, success_defined, source, ...)."""

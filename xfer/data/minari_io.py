@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from xfer.data.dataset import Dataset, finalize_dataset
+from xfer.data.dataset import Dataset, finalize_dataset, require_empty_output
 from xfer.data.episode import Episode, one_hot, write_episode
 from xfer.errors import MissingDependency, XferError
 
@@ -104,8 +104,7 @@ def import_minari(dataset_id: str, out: Path) -> Path:
     """Convert the local Minari dataset ``dataset_id`` into an xfer dataset at ``out``; return ``out``."""
     minari = _minari()
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise XferError(f"output directory {out} is not empty", hint="choose a new or empty --out directory")
+    require_empty_output(out)
     try:
         source = minari.load_dataset(dataset_id)
     except (FileNotFoundError, ValueError) as err:

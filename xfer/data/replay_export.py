@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from xfer.data.dataset import copy_episode, finalize_dataset
+from xfer.data.dataset import copy_episode, finalize_dataset, require_empty_output
 from xfer.data.episode import episode_files, load_episode, looks_one_hot, parse_filename
 from xfer.errors import XferError
 
@@ -91,8 +91,7 @@ def export_replay(rundir: Path, out: Path, until_return: float | None = None, fr
     replay_dir = rundir / replay
     if not replay_dir.is_dir():
         raise XferError(f"run {rundir} has no replay directory {replay_dir}")
-    if out.exists() and any(out.iterdir()):
-        raise XferError(f"output directory {out} is not empty", hint="choose a new or empty --out directory")
+    require_empty_output(out)
     stop, threshold = stop_step(read_eval_curve(rundir / "metrics.jsonl"), until_return, fraction,
                                 str(rundir / "metrics.jsonl"))
     kept, ended = [], 0
