@@ -20,12 +20,10 @@ import numpy as np
 import torch
 import yaml
 
-from xfer.muzero.config import EfficientZeroConfig
-from xfer.muzero.diagnostics import model_knowledge
+from xfer.muzero.diagnostics import model_knowledge, run_replay
 from xfer.muzero.learner import Learner
 from xfer.muzero.loop import efficientzero_update
 from xfer.muzero.replay import PrioritizedReplay
-from xfer.run.checkpoint import load_run_checkpoint
 
 
 def main() -> None:
@@ -45,10 +43,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    state = load_run_checkpoint(args.rundir)["method"]
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    cfg = EfficientZeroConfig.model_validate({**state["agent"]["config"], **overrides})
-    games = PrioritizedReplay.load(args.rundir / state["replay_dir"], cfg).games
+    cfg, games = run_replay(args.rundir, overrides)
     held = games[::5]
     replay = PrioritizedReplay(cfg)
     fitted = [game for index, game in enumerate(games) if index % 5]

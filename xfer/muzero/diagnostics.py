@@ -88,6 +88,19 @@ def model_knowledge(net: Any, cfg: EfficientZeroConfig, games: Sequence[GameHist
     }
 
 
+def run_replay(rundir: Path, overrides: dict[str, Any] | None = None
+               ) -> tuple[EfficientZeroConfig, list[GameHistory]]:
+    """A run's model config (with ``overrides`` of its fields) and the games of the replay saved with its
+    newest checkpoint: the data the offline fits of ``benchmarks/ez_replay_fit.py`` and
+    ``benchmarks/ez_loss_gradients.py`` train a fresh learner on."""
+    from xfer.muzero.replay import PrioritizedReplay
+    from xfer.run.checkpoint import load_run_checkpoint
+
+    state = load_run_checkpoint(Path(rundir))["method"]
+    cfg = EfficientZeroConfig.model_validate({**state["agent"]["config"], **(overrides or {})})
+    return cfg, PrioritizedReplay.load(Path(rundir) / state["replay_dir"], cfg).games
+
+
 def run_model_knowledge(target: Path, games: int = 40, positions: int = 20) -> dict[str, float]:
     """:func:`model_knowledge` of a run's newest checkpoint (or the checkpoint file ``target``) on the newest
     ``games`` games of the replay saved with it."""
