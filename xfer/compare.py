@@ -13,7 +13,7 @@ cut to the common range ``[latest first x, earliest last x]`` and the integral o
 length, so the AUC is the curve's mean height in the metric's own units (exact for the piecewise-linear
 curve, no resampling grid).
 
-Refused (unless ``force``): groups trained for different budgets (final ``x`` differs) and groups with fewer
+One group (the seeds of one method) gets its row alone, with no pairs. Refused (unless ``force``): groups trained for different budgets (final ``x`` differs) and groups with fewer
 than two seeds per task; a warning for fewer than three. ``upto`` compares at a smaller budget: every row
 past ``x = upto`` is dropped first (runs trained longer are cut there; the final point is then the last
 value logged at or before it), so a 100k-step baseline compares with a 50k-step method at 50k.
@@ -52,9 +52,6 @@ def _grouped(runs: list[RunData], by: str, rows_by: str) -> dict[str, dict[str, 
     groups: dict[str, dict[str, list[RunData]]] = {}
     for run in runs:
         groups.setdefault(run.key(by), defaultdict(list))[run.key(rows_by)].append(run)
-    if len(groups) < 2:
-        raise XferError(f"compare needs two groups of --by {by}; these runs have only {', '.join(groups)}",
-                        hint="pass the runs of both methods (e.g. two sweep directories)")
     return groups
 
 
@@ -158,8 +155,9 @@ def format_report(report: dict[str, Any], fmt: str = "md") -> str:
     for g in report["groups"]:
         lines.append(f"| {g['name']} | {g['seeds']} × {g['tasks']} | {g['final']['iqm']:.4g} "
                      f"{_ci(*g['final']['ci'])} | {g['auc']['iqm']:.4g} {_ci(*g['auc']['ci'])} |")
-    lines += ["", "| X − Y | final: IQM difference [95 % CI] | final: P(X > Y) | AUC: IQM difference "
-              "[95 % CI] | AUC: P(X > Y) |", "|---|---|---|---|---|"]
+    if report["pairs"]:
+        lines += ["", "| X − Y | final: IQM difference [95 % CI] | final: P(X > Y) | AUC: IQM difference "
+                  "[95 % CI] | AUC: P(X > Y) |", "|---|---|---|---|---|"]
     for p in report["pairs"]:
         cells = [f"{p[m]['iqm_difference']:.4g} {_ci(*p[m]['ci'])} | {p[m]['p_improvement']:.3f}"
                  for m in MEASURES]

@@ -261,3 +261,15 @@ def test_plot_band_of_the_chosen_statistic_and_unknown_counter(tmp_path: Path) -
                   tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_one_group_gets_its_row_and_no_pairs(tmp_path: Path) -> None:
+    vid2act, _ = two_sweeps(tmp_path)
+    report = compare_runs(find_runs([vid2act]), "eval/return", reps=300)
+    (group,) = report["groups"]
+    pooled = [v for values in FINALS["vid2act"].values() for v in values]
+    assert group["name"] == "vid2act" and group["final"]["iqm"] == pytest.approx(by_hand_iqm(pooled))
+    assert report["pairs"] == []
+    result = xfer(["compare", str(vid2act), "--reps", "300"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| vid2act | 4 × 2 |" in result.stdout and "X − Y" not in result.stdout
