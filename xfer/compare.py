@@ -13,8 +13,9 @@ cut to the common range ``[latest first x, earliest last x]`` and the integral o
 length, so the AUC is the curve's mean height in the metric's own units (exact for the piecewise-linear
 curve, no resampling grid).
 
-One group (the seeds of one method) gets its row alone, with no pairs. Refused (unless ``force``): groups trained for different budgets (final ``x`` differs) and groups with fewer
-than two seeds per task; a warning for fewer than three. ``upto`` compares at a smaller budget: every row
+One group (the seeds of one method) gets its row alone, with no pairs. Refused (unless ``force``): groups
+trained for different budgets (final ``x`` differs) and groups with fewer than two seeds per task; a
+warning for fewer than three. ``upto`` compares at a smaller budget: every row
 past ``x = upto`` is dropped first (runs trained longer are cut there; the final point is then the last
 value logged at or before it), so a 100k-step baseline compares with a 50k-step method at 50k.
 """
