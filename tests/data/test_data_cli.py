@@ -140,3 +140,13 @@ def test_missing_minari_is_a_missing_dependency(make_dataset, monkeypatch: pytes
     result = runner.invoke(data_app, ["export", "--format", "minari", str(make_dataset([2])), "--id", "x-v0"])
     assert isinstance(result.exception, MissingDependency)
     assert "'minari'" in result.exception.message and "xfer[minari]" in (result.exception.hint or "")
+
+
+def test_export_replay_of_an_efficientzero_run_refuses_a_dreamer_only_option(tmp_path: Path) -> None:
+    rundir = tmp_path / "ez"
+    (rundir / "checkpoints").mkdir(parents=True)
+    (rundir / "replay-0000000010").mkdir()  # where an efficientzero run saves its replay
+    result = runner.invoke(data_app, ["export-replay", str(rundir), "--out", str(tmp_path / "d"),
+                                      "--steps-per-transition", "2"])
+    assert isinstance(result.exception, XferError) and "--steps-per-transition" in result.exception.message
+    assert not (tmp_path / "d").exists()

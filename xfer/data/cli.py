@@ -178,6 +178,9 @@ def export_replay_command(
 
     with writing(out):
         if not (rundir / replay).is_dir() and is_search_run(rundir):
+            if steps_per_transition is not None:
+                raise XferError("--steps-per-transition is for a Dreamer run's replay; an efficientzero "
+                                "run's is counted in agent steps", hint="leave it out")
             export_run(rundir, out, until_return, fraction)
         else:
             export_replay(rundir, out, until_return, fraction, replay, steps_per_transition)
