@@ -79,7 +79,8 @@ def main() -> None:
     # the settings its committed figures were measured at (the atari-cpu preset before it took 50 simulations
     # and the stored visit counts as policy targets): every policy target reanalysed by a 16-simulation search
     cfg = EfficientZeroConfig(preset=args.preset, n_actions=18, num_simulations=16,
-                              reanalyse_policy_ratio=1.0, priority_alpha=0.6, amp=False)
+                              reanalyse_policy_ratio=1.0, priority_alpha=0.6, amp=False,
+                              target_update_interval=200)
     replay = random_replay(cfg, args.games, args.length)
     rows = []
     for round_ in range(args.rounds):

@@ -53,6 +53,8 @@ def _grouped(runs: list[RunData], by: str, rows_by: str) -> dict[str, dict[str, 
     groups: dict[str, dict[str, list[RunData]]] = {}
     for run in runs:
         groups.setdefault(run.key(by), defaultdict(list))[run.key(rows_by)].append(run)
+    if not groups:
+        raise XferError("no run has a point to compare", hint="check --metric and --upto")
     return groups
 
 

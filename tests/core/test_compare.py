@@ -273,3 +273,9 @@ def test_one_group_gets_its_row_and_no_pairs(tmp_path: Path) -> None:
     result = xfer(["compare", str(vid2act), "--reps", "300"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "| vid2act | 4 × 2 |" in result.stdout and "X − Y" not in result.stdout
+
+
+def test_no_point_to_compare_is_one_line(tmp_path: Path) -> None:
+    vid2act, _ = two_sweeps(tmp_path)
+    with pytest.raises(XferError, match="no run has a point to compare"):
+        compare_runs(find_runs([vid2act]), "eval/return", reps=100, upto=-1.0)

@@ -173,6 +173,10 @@ def test_a_replay_exports_to_a_dataset_with_its_search(cfg, games, tmp_path) -> 
     assert cut["episodes"] == 2 and cut["steps"] == lengths[1]
     with pytest.raises(XferError, match="is not empty"):  # never writes over another dataset
         export_search_dataset(tmp_path / "replay", tmp_path / "cut", cfg, "atari", "phoenix")
+    replay.first_id = 3  # a replay that dropped its oldest games cannot say when the others ended
+    replay.save(tmp_path / "evicted")
+    with pytest.raises(XferError, match="dropped its first 3 games"):
+        export_search_dataset(tmp_path / "evicted", tmp_path / "late", cfg, "atari", "phoenix", until_step=5)
     with pytest.raises(XferError, match="no game of the replay"):
         export_search_dataset(tmp_path / "replay", tmp_path / "none", cfg, "atari", "phoenix",
                               until_step=int(lengths[0]) - 1)

@@ -2,7 +2,8 @@
 
 The network part of an EfficientZero batch (value bootstraps by the target network and reanalysed
 policies by a fresh search, :func:`~xfer.muzero.targets.network_part`) is most of an update's time on a
-CPU (1.5 of 2.5 s at the ``atari-cpu`` sizes). EfficientZero's code runs it in Ray actors that fill a
+CPU (1.5 of 2.5 s at the ``atari-cpu`` sizes with every policy target reanalysed by 16 simulations, the
+preset's earlier settings). EfficientZero's code runs it in Ray actors that fill a
 queue of batches the learner takes from; :class:`BatchWorkers` is that with one process per worker:
 
 - the learner's process gathers each update's batches from the replays (numpy only,

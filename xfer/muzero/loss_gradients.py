@@ -33,7 +33,8 @@ def parameter_groups(net: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 def loss_gradient_norms(learner: Learner, batch: TrainBatch) -> dict[str, dict[str, float]]:
     """term -> group -> norm of the gradient of ``coeff * term / unroll_steps`` on that group's parameters
-    (0 where the term does not reach the group). The network's weights are not changed."""
+    (0 where the term does not reach the group). The weights are not changed; the forward pass runs in
+    train mode, as an update's does, so batch-norm running statistics move as after one more batch."""
     cfg = learner.cfg
     coefficients = {"value": cfg.value_loss_coeff, "reward": cfg.reward_loss_coeff,
                     "policy": cfg.policy_loss_coeff, "consistency": cfg.consistency_coeff}

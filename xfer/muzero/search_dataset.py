@@ -46,11 +46,18 @@ def export_search_dataset(replay_dir: Path, out: Path, cfg: EfficientZeroConfig,
                           task: str, until_step: int | None = None, **manifest: Any) -> dict[str, Any]:
     """Write the games of the replay saved in ``replay_dir`` as episodes of the dataset ``out``: every game,
     or (``until_step``) those that ended by that many agent steps, counted as the sum of the game lengths in
-    the order the replay stored them (the order self-play finished them)."""
+    the order the replay stored them (the order self-play finished them). With several environments the
+    cut is approximate: segments still being played are not in the sum, so a game may be kept up to about
+    ``num_envs x segment_length`` steps after the stop. A replay that dropped its oldest games (capacity
+    reached) cannot be cut this way and is refused."""
     from xfer.errors import XferError
 
     require_empty_output(Path(out))
     replay, ended, kept = PrioritizedReplay.load(replay_dir, cfg), 0, 0
+    if until_step is not None and replay.first_id > 0:
+        raise XferError(f"the replay {str(replay_dir)!r} dropped its first {replay.first_id} games (capacity "
+                        "reached), so the agent step at which each game ended is unknown",
+                        hint="export the whole replay (no --fraction / --until-return)")
     for game in replay.games:
         ended += len(game)
         if until_step is not None and ended > until_step:
