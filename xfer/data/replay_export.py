@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from xfer.data.dataset import copy_episode, finalize_dataset, require_empty_output
@@ -67,6 +68,20 @@ def stop_step(curve: list[tuple[int, float]], until_return: float | None, fracti
                     hint="lower --until-return")
 
 
+def ended_by(lengths: list[int], stop: int | None, what: str, unit: str) -> int:
+    """How many of the items (episodes, games) in collection order had ended by step ``stop`` (all when it
+    is None), counting each one's end as the sum of the lengths up to it; none is one :class:`XferError`."""
+    if stop is None:
+        count = len(lengths)
+    else:
+        ends = np.cumsum(lengths)
+        count = int(np.searchsorted(ends, stop, side="right"))
+    if count == 0:
+        raise XferError(f"no {what} ended by {unit} {stop}",
+                        hint="the run stopped too early for this threshold")
+    return count
+
+
 def run_action_repeat(rundir: Path) -> int:
     """The action repeat the run acted with: its recipe's ``env.action_repeat``, else its suite's default
     (1 when the run has no recipe or its suite is not installed)."""
@@ -94,15 +109,9 @@ def export_replay(rundir: Path, out: Path, until_return: float | None = None, fr
     require_empty_output(out)
     stop, threshold = stop_step(read_eval_curve(rundir / "metrics.jsonl"), until_return, fraction,
                                 str(rundir / "metrics.jsonl"))
-    kept, ended = [], 0
-    for path in episode_files(replay_dir):
-        ended += parse_filename(path)[1] * steps_per_transition  # type: ignore[index]
-        if stop is not None and ended > stop:
-            break
-        kept.append(path)
-    if not kept:
-        raise XferError(f"no replay episode of {rundir} ended by env step {stop}",
-                        hint="the run stopped too early for this threshold")
+    files = episode_files(replay_dir)
+    lengths = [parse_filename(path)[1] * steps_per_transition for path in files]  # type: ignore[index]
+    kept = files[:ended_by(lengths, stop, f"replay episode of {rundir}", "env step")]
     for index, path in enumerate(kept):
         copy_episode(path, out, index)
     suite, task, seed, env = _run_target(rundir)

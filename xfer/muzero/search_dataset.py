@@ -20,6 +20,7 @@ import numpy as np
 
 from xfer.data.dataset import finalize_dataset, require_empty_output
 from xfer.data.episode import Episode, write_episode
+from xfer.data.replay_export import ended_by
 from xfer.muzero.config import EfficientZeroConfig
 from xfer.muzero.replay import GameHistory, PrioritizedReplay
 
@@ -53,20 +54,15 @@ def export_search_dataset(replay_dir: Path, out: Path, cfg: EfficientZeroConfig,
     from xfer.errors import XferError
 
     require_empty_output(Path(out))
-    replay, ended, kept = PrioritizedReplay.load(replay_dir, cfg), 0, 0
+    replay = PrioritizedReplay.load(replay_dir, cfg)
     if until_step is not None and replay.first_id > 0:
         raise XferError(f"the replay {str(replay_dir)!r} dropped its first {replay.first_id} games (capacity "
                         "reached), so the agent step at which each game ended is unknown",
                         hint="export the whole replay (no --fraction / --until-return)")
-    for game in replay.games:
-        ended += len(game)
-        if until_step is not None and ended > until_step:
-            break
-        write_episode(out, kept, game_to_episode(game, cfg.frame_stack))
-        kept += 1
-    if not kept:
-        raise XferError(f"no game of the replay {str(replay_dir)!r} ended by agent step {until_step}",
-                        hint="the run stopped too early for this threshold")
+    what = f"game of the replay {str(replay_dir)!r}"
+    kept = ended_by([len(game) for game in replay.games], until_step, what, "agent step")
+    for index, game in enumerate(replay.games[:kept]):
+        write_episode(out, index, game_to_episode(game, cfg.frame_stack))
     return finalize_dataset(out, suite=suite, task=task, discrete=True, policy=f"replay:{replay_dir}",
                             search_statistics=True, **manifest)
 
@@ -100,6 +96,6 @@ def export_run(rundir: Path, out: Path, until_return: float | None = None,
     cfg = EfficientZeroConfig.model_validate(method["agent"]["config"])
     target = yaml.safe_load((rundir / "recipe.yaml").read_text())["target"]
     return export_search_dataset(rundir / method["replay_dir"], out, cfg, target["suite"], target["task"],
-                                 until_step=stop, source=str(rundir),
+                                 until_step=stop, source="replay",
                                  replay={"run": str(rundir), "until_env_step": stop, "threshold": threshold,
                                          "fraction": fraction})
