@@ -85,7 +85,7 @@ def ended_by(lengths: list[int], stop: int | None, what: str, unit: str) -> int:
 def run_action_repeat(rundir: Path) -> int:
     """The action repeat the run acted with: its recipe's ``env.action_repeat``, else its suite's default
     (1 when the run has no recipe or its suite is not installed)."""
-    suite, _, _, env = _run_target(rundir)
+    suite, _, _, env = run_target(rundir)
     if env and env.get("action_repeat"):
         return int(env["action_repeat"])
     from xfer.plugins import get_registry
@@ -114,16 +114,16 @@ def export_replay(rundir: Path, out: Path, until_return: float | None = None, fr
     kept = files[:ended_by(lengths, stop, f"replay episode of {rundir}", "env step")]
     for index, path in enumerate(kept):
         copy_episode(path, out, index)
-    suite, task, seed, env = _run_target(rundir)
+    suite, task, seed, env = run_target(rundir)
     discrete = looks_one_hot(load_episode(kept[0], keys=["action"])["action"][1:])
     return finalize_dataset(
         out, suite=suite, task=task, policy=f"replay:{rundir}", seed=seed, env=env, discrete=discrete,
         source="replay", replay={"run": str(rundir), "until_env_step": stop, "threshold": threshold,
-                                 "fraction": fraction, "episodes_in_run": len(episode_files(replay_dir)),
+                                 "fraction": fraction, "episodes_in_run": len(files),
                                  "steps_per_transition": steps_per_transition})
 
 
-def _run_target(rundir: Path) -> tuple[Any, Any, Any, Any]:
+def run_target(rundir: Path) -> tuple[Any, Any, Any, Any]:
     """Suite, task, seed and env section of the run's target task, read from its ``recipe.yaml``."""
     path = rundir / "recipe.yaml"
     data = yaml.safe_load(path.read_text()) if path.is_file() else {}

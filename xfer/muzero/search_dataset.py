@@ -21,6 +21,7 @@ import numpy as np
 from xfer.data.dataset import finalize_dataset, require_empty_output
 from xfer.data.episode import Episode, write_episode
 from xfer.data.replay_export import ended_by
+from xfer.errors import XferError
 from xfer.muzero.config import EfficientZeroConfig
 from xfer.muzero.replay import GameHistory, PrioritizedReplay
 
@@ -51,8 +52,6 @@ def export_search_dataset(replay_dir: Path, out: Path, cfg: EfficientZeroConfig,
     cut is approximate: segments still being played are not in the sum, so a game may be kept up to about
     ``num_envs x segment_length`` steps after the stop. A replay that dropped its oldest games (capacity
     reached) cannot be cut this way and is refused."""
-    from xfer.errors import XferError
-
     require_empty_output(Path(out))
     replay = PrioritizedReplay.load(replay_dir, cfg)
     if until_step is not None and replay.first_id > 0:
@@ -79,10 +78,7 @@ def export_run(rundir: Path, out: Path, until_return: float | None = None,
     2) as a dataset of its target task, search statistics included; with ``until_return`` / ``fraction``
     only the games that ended by the agent step at which ``eval/return`` first reached that threshold (as
     :func:`xfer.data.replay_export.export_replay` does for a Dreamer run)."""
-    import yaml
-
-    from xfer.data.replay_export import read_eval_curve, stop_step
-    from xfer.errors import XferError
+    from xfer.data.replay_export import read_eval_curve, run_target, stop_step
     from xfer.run.checkpoint import load_run_checkpoint
 
     rundir = Path(rundir)
@@ -90,12 +86,12 @@ def export_run(rundir: Path, out: Path, until_return: float | None = None,
     if "replay_dir" not in method or "agent" not in method:
         raise XferError(f"{str(rundir)!r} holds no EfficientZero self-play replay",
                         hint="export an efficientzero run directory (or an xtra run in Stage 2)")
-    stop, threshold = stop_step(read_eval_curve(rundir / "metrics.jsonl"), until_return, fraction,
-                                str(rundir / "metrics.jsonl")) if (until_return, fraction) != (None, None) \
-        else (None, None)
+    metrics = rundir / "metrics.jsonl"
+    cut = until_return is not None or fraction is not None  # the whole replay needs no eval curve
+    stop, threshold = stop_step(read_eval_curve(metrics) if cut else [], until_return, fraction, str(metrics))
     cfg = EfficientZeroConfig.model_validate(method["agent"]["config"])
-    target = yaml.safe_load((rundir / "recipe.yaml").read_text())["target"]
-    return export_search_dataset(rundir / method["replay_dir"], out, cfg, target["suite"], target["task"],
+    suite, task, _, _ = run_target(rundir)
+    return export_search_dataset(rundir / method["replay_dir"], out, cfg, suite, task,
                                  until_step=stop, source="replay",
                                  replay={"run": str(rundir), "until_env_step": stop, "threshold": threshold,
                                          "fraction": fraction})
