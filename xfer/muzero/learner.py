@@ -109,6 +109,15 @@ class Losses:
         return {**terms, **{k: float(v.mean()) for k, v in self.diagnostics.items()}}
 
 
+TERMS = ("value", "reward", "policy", "consistency")  # Eq. 3's loss terms, in the order they are summed
+
+
+def loss_coefficients(cfg: EfficientZeroConfig) -> dict[str, float]:
+    """Each loss term's weight in the total (Eq. 3; EfficientZero's code values by default)."""
+    return {"value": cfg.value_loss_coeff, "reward": cfg.reward_loss_coeff, "policy": cfg.policy_loss_coeff,
+            "consistency": cfg.consistency_coeff}
+
+
 @torch.no_grad()
 def loss_diagnostics(weights: torch.Tensor, unweighted: dict[str, torch.Tensor], root_policy: torch.Tensor,
                      legal: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -223,11 +232,9 @@ class Learner:
         per_sample = {"value": w * value, "reward": w * reward, "policy": w * policy,
                       "consistency": w * consistency}
         terms = {name: t.mean() for name, t in per_sample.items()}
-        total = (cfg.value_loss_coeff * terms["value"] + cfg.reward_loss_coeff * terms["reward"]
-                 + cfg.policy_loss_coeff * terms["policy"] + cfg.consistency_coeff * terms["consistency"])
-        per_sample["total"] = (cfg.value_loss_coeff * per_sample["value"] + cfg.reward_loss_coeff
-                               * per_sample["reward"] + cfg.policy_loss_coeff * per_sample["policy"]
-                               + cfg.consistency_coeff * per_sample["consistency"])
+        coeff = loss_coefficients(cfg)
+        total = sum(coeff[name] * terms[name] for name in TERMS)
+        per_sample["total"] = sum(coeff[name] * per_sample[name] for name in TERMS)
         return Losses(**terms, total=total, priorities=priorities.cpu().numpy() + cfg.priority_eps,
                       per_sample=per_sample, diagnostics=diagnostics)
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xfer.muzero.learner import Learner
+from xfer.muzero.learner import TERMS, Learner, loss_coefficients
 from xfer.muzero.targets import TrainBatch
 
-TERMS = ("value", "reward", "policy", "consistency")
 REWARD_PATH = ("reward_conv", "lstm", "lstm_bn", "head")  # the dynamics network's value-prefix modules
 
 
@@ -36,8 +35,7 @@ def loss_gradient_norms(learner: Learner, batch: TrainBatch) -> dict[str, dict[s
     (0 where the term does not reach the group). The weights are not changed; the forward pass runs in
     train mode, as an update's does, so batch-norm running statistics move as after one more batch."""
     cfg = learner.cfg
-    coefficients = {"value": cfg.value_loss_coeff, "reward": cfg.reward_loss_coeff,
-                    "policy": cfg.policy_loss_coeff, "consistency": cfg.consistency_coeff}
+    coefficients = loss_coefficients(cfg)
     groups = parameter_groups(learner.net)
     losses = learner.losses(batch)
     out: dict[str, dict[str, float]] = {}
